@@ -1,0 +1,36 @@
+"""The step graph: what each step reads, which config it depends on, what it hands on.
+
+Adding a step is an entry here, an entry point in MLproject and a script in steps/.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class StepSpec:
+    name: str
+    upstream: tuple[str, ...]  # steps whose outputs this step reads
+    config: tuple[str, ...]  # top-level config sections that enter the cache key
+    outputs: tuple[str, ...]  # artifacts handed downstream, each tagged with its sha256
+
+
+STEPS: dict[str, StepSpec] = {
+    spec.name: spec
+    for spec in (
+        StepSpec("ingest", (), ("data",), ("raw.parquet",)),
+        StepSpec("split", ("ingest",), ("data", "split"), ("train.parquet", "test.parquet")),
+    )
+}
+ORDER: tuple[str, ...] = tuple(STEPS)
+
+
+def closure(requested: list[str]) -> list[str]:
+    """The requested steps plus everything upstream of them, in DAG order."""
+    needed: set[str] = set()
+    stack = list(requested)
+    while stack:
+        name = stack.pop()
+        if name not in needed:
+            needed.add(name)
+            stack.extend(STEPS[name].upstream)
+    return [name for name in ORDER if name in needed]

@@ -1,0 +1,25 @@
+"""Exception types. Each message is one line naming the file, column or key and the fix."""
+
+
+class HousingError(Exception):
+    """Base class: anything the user can fix by changing input, config or environment."""
+
+
+class ConfigError(HousingError):
+    """A config key is unknown or its value is not allowed."""
+
+
+class DataSourceError(HousingError):
+    """The data source cannot be read: missing file, unreachable URL, bad archive, checksum."""
+
+
+class SchemaError(HousingError):
+    """The data does not match the schema declared in config/data/."""
+
+
+class UpstreamError(HousingError):
+    """A step's inputs are missing, stale or tampered with."""
+
+
+class SealedTestSetError(HousingError):
+    """Something other than the register step tried to open the sealed test set."""

@@ -1,0 +1,29 @@
+"""Step `ingest`: fetch the data, verify its checksum, validate its schema, log raw.parquet."""
+
+import sys
+from pathlib import Path
+
+import mlflow
+
+from housing_mlops import schema, source
+from housing_mlops.steprun import StepContext, run_step
+
+
+def ingest(ctx: StepContext) -> None:
+    data = ctx.cfg.data
+    csv = source.fetch(data.source, data.download, ctx.workdir)
+    sha = source.verify(csv, data.sha256)
+    df, warnings = schema.validate(schema.read_csv(csv), data, csv.name)
+    for message in warnings:
+        ctx.warn(message)
+    ctx.output("raw.parquet", df.to_parquet)
+    mlflow.log_dict(schema.profile(df), "profile.json")
+    mlflow.set_tags({"housing.data.sha256": sha, "housing.data.source": data.source})
+    mlflow.log_metrics({"rows": len(df), "columns": df.shape[1]})
+    dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
+    mlflow.log_input(dataset, context="raw")
+    print(f"[ingest] {len(df)} rows from {data.source} (sha256 {sha[:12]})")
+
+
+if __name__ == "__main__":
+    sys.exit(run_step("ingest", ingest, Path(__file__).resolve().parents[1]))

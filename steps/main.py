@@ -1,0 +1,34 @@
+"""Entry point `main`: compose the config, validate it, then run the pipeline."""
+
+import argparse
+import sys
+from pathlib import Path
+
+from housing_mlops.config import load_config, parse_overrides
+from housing_mlops.errors import HousingError
+from housing_mlops.orchestrator import run_pipeline
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="steps/main.py")
+    parser.add_argument("--steps", default="", help="comma-separated steps (default: pipeline.steps)")
+    parser.add_argument("--hydra-options", default="", help="Hydra overrides in one string")
+    args = parser.parse_args(argv)
+    hydra_options = args.hydra_options
+    if args.steps:
+        hydra_options = f"{hydra_options} pipeline.steps=[{args.steps}]".strip()
+    try:
+        cfg, plain = load_config(ROOT / "config", parse_overrides(hydra_options))
+        records = run_pipeline(cfg, plain, hydra_options, ROOT)
+    except HousingError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    ran = [r.step for r in records if r.status == "ran"]
+    print(f"pipeline done: ran {ran or 'nothing'}, reused {[r.step for r in records if r.status == 'cached']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""Step `split`: stratified train/test split; the test set stays sealed until `register`."""
+
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from housing_mlops.split import split
+from housing_mlops.steprun import StepContext, run_step
+
+
+def split_step(ctx: StepContext) -> None:
+    raw = pd.read_parquet(ctx.input("ingest", "raw.parquet"))
+    train, test = split(raw, ctx.cfg.data, ctx.cfg.split)
+    ctx.output("train.parquet", train.to_parquet)
+    ctx.output("test.parquet", test.to_parquet)
+    mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
+    print(f"[split] train {len(train)} rows, test {len(test)} rows (sealed)")
+
+
+if __name__ == "__main__":
+    sys.exit(run_step("split", split_step, Path(__file__).resolve().parents[1]))
