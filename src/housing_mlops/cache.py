@@ -11,7 +11,8 @@ from housing_mlops.dag import StepSpec
 
 # Libraries whose upgrade can change a step's output.
 _LIBRARIES = ("housing-mlops", "scikit-learn", "pandas", "numpy", "pyarrow", "optuna", "mlflow")
-# Data keys that only say where to find the data; downstream steps key on its digest instead.
+# Data keys that say where the data is and how to fetch it: ingest keys on the content
+# instead (plus the pinned sha256 it must verify); later steps key on the raw data's digest.
 _LOCATION_KEYS = ("source", "sha256", "download")
 
 
@@ -36,7 +37,7 @@ def step_config(plain: Mapping[str, Any], spec: StepSpec, source_id: str | None)
     if "data" in sections:
         data = {k: v for k, v in sections["data"].items() if k not in _LOCATION_KEYS}
         if not spec.upstream:
-            data["source_id"] = source_id
+            data |= {"source_id": source_id, "sha256": sections["data"]["sha256"]}
         sections["data"] = data
     return sections
 

@@ -1,6 +1,7 @@
 """Typed config schema and loading. Hydra composes config/; these dataclasses reject
 unknown keys and wrong types, and validate() rejects values out of range."""
 
+import importlib
 import math
 import shlex
 from dataclasses import dataclass, field
@@ -53,6 +54,13 @@ class StratifyConfig:
 
 
 @dataclass
+class RatioConfig:
+    name: str = ""
+    numerator: str = ""
+    denominator: str = ""
+
+
+@dataclass
 class DataConfig:
     source: str = ""
     sha256: str | None = None
@@ -62,6 +70,8 @@ class DataConfig:
     max_out_of_range_share: float = 0.001
     columns: dict[str, ColumnConfig] = field(default_factory=dict)
     stratify: StratifyConfig = field(default_factory=StratifyConfig)
+    ratios: list[RatioConfig] = field(default_factory=list)
+    log_columns: list[str] = field(default_factory=list)
 
     def validate(self) -> None:
         _require(bool(self.source), "data.source", self.source, "a URL or file path")
@@ -77,6 +87,13 @@ class DataConfig:
                  f"the one column with role 'target' (found {targets})")
         _require(self.stratify.column in self.columns, "data.stratify.column",
                  self.stratify.column, f"one of {sorted(self.columns)}")
+        numeric = self.features("numeric")
+        for i, ratio in enumerate(self.ratios):
+            for part in ("numerator", "denominator"):
+                value = getattr(ratio, part)
+                _require(value in numeric, f"data.ratios[{i}].{part}", value, f"one of {numeric}")
+        for name in self.log_columns:
+            _require(name in numeric, "data.log_columns", name, f"numeric columns {numeric}")
         bins = self.stratify.bins
         _require(len(bins) >= 3 and bins == sorted(bins), "data.stratify.bins", bins,
                  "at least 3 increasing edges")
@@ -94,6 +111,141 @@ class SplitConfig:
 
     def validate(self) -> None:
         _require(0 < self.test_size < 1, "split.test_size", self.test_size, "in (0, 1)")
+
+
+@dataclass
+class ImputeConfig:
+    strategy: str = "auto"
+    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    folds: int = 3
+    mask_fraction: float = 0.1
+    seed: int = 42
+
+    def validate(self) -> None:
+        allowed = ["auto", *self.strategies]
+        _require(self.strategy in allowed, "impute.strategy", self.strategy, " | ".join(allowed))
+        _require(self.folds >= 1, "impute.folds", self.folds, ">= 1")
+        _require(0 < self.mask_fraction < 1, "impute.mask_fraction", self.mask_fraction, "in (0, 1)")
+
+
+@dataclass
+class FeaturesConfig:
+    k_min: int = 5
+    k_max: int = 60
+    k_step: int = 5
+    silhouette_sample: int = 5000
+    cv_ks: list[int] = field(default_factory=lambda: [10, 30, 50])
+    cv_folds: int = 3
+    selection: str = "cv"
+    gamma: float = 1.0
+    weighted_by_target: bool = False
+    n_init: int = 1
+    seed: int = 42
+    preview_rows: int = 5
+
+    def validate(self) -> None:
+        _require(2 <= self.k_min <= self.k_max, "features.k_min", self.k_min, "2 <= k_min <= k_max")
+        _require(self.k_step >= 1, "features.k_step", self.k_step, ">= 1")
+        _require(all(k >= 2 for k in self.cv_ks), "features.cv_ks", self.cv_ks, "values >= 2")
+        _require(self.cv_folds >= 2, "features.cv_folds", self.cv_folds, ">= 2")
+        _require(self.selection in ("cv", "silhouette"), "features.selection", self.selection,
+                 "cv | silhouette")
+        _require(self.gamma > 0, "features.gamma", self.gamma, "> 0")
+        _require(self.silhouette_sample >= 100, "features.silhouette_sample",
+                 self.silhouette_sample, ">= 100")
+
+
+@dataclass
+class SpaceParam:
+    type: str = "float"  # float | int | categorical
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: float | None = None
+    choices: list[Any] | None = None
+
+
+def _check_space(prefix: str, space: dict[str, SpaceParam]) -> None:
+    for key, param in space.items():
+        where = f"{prefix}.{key}"
+        _require(param.type in ("float", "int", "categorical"), f"{where}.type", param.type,
+                 "float | int | categorical")
+        if param.type == "categorical":
+            _require(bool(param.choices), f"{where}.choices", param.choices, "a non-empty list")
+        else:
+            ok = param.low is not None and param.high is not None and param.low < param.high
+            _require(ok, f"{where}.low", param.low, "low < high, both set")
+
+
+@dataclass
+class ModelConfig:
+    estimator: str = ""  # import path of an sklearn regressor
+    fixed: dict[str, Any] = field(default_factory=dict)
+    fast: dict[str, list[Any]] = field(default_factory=dict)
+    full: dict[str, list[Any]] = field(default_factory=dict)
+    space: dict[str, SpaceParam] = field(default_factory=dict)
+
+
+@dataclass
+class ModelsConfig:
+    candidates: list[str] = field(default_factory=list)
+    grid: str = "fast"
+    zoo: dict[str, ModelConfig] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(bool(self.candidates), "models.candidates", self.candidates, "at least one family")
+        for name in self.candidates:
+            _require(name in self.zoo, "models.candidates", name, f"families in models.zoo {list(self.zoo)}")
+        _require(self.grid in ("fast", "full"), "models.grid", self.grid, "fast | full")
+        for name, model in self.zoo.items():
+            module, _, cls = model.estimator.rpartition(".")
+            try:
+                getattr(importlib.import_module(module), cls)
+            except (ImportError, AttributeError, ValueError):
+                _require(False, f"models.zoo.{name}.estimator", model.estimator, "an importable class")
+            _check_space(f"models.zoo.{name}.space", model.space)
+
+
+@dataclass
+class SelectConfig:
+    folds: int = 5
+    seed: int = 42
+    n_jobs: int = 2
+    candidate_timeout_s: float = 300.0
+
+    def validate(self) -> None:
+        _require(self.folds >= 2, "select.folds", self.folds, ">= 2")
+        _require(self.n_jobs >= 1, "select.n_jobs", self.n_jobs, ">= 1")
+        _require(self.candidate_timeout_s > 0, "select.candidate_timeout_s",
+                 self.candidate_timeout_s, "> 0")
+
+
+@dataclass
+class SweepConfig:
+    n_trials: int = 50
+    timeout_s: float | None = None
+    folds: int = 3
+    seed: int = 42
+    sampler: str = "tpe"
+    n_startup_trials: int = 10
+    pruner: str = "median"
+    storage: str | None = None
+    study_name: str | None = None
+    n_workers: int = 1
+    feature_space: dict[str, SpaceParam] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        _require(self.n_trials >= 1, "sweep.n_trials", self.n_trials, ">= 1")
+        _require(self.timeout_s is None or self.timeout_s > 0, "sweep.timeout_s", self.timeout_s, "> 0 or null")
+        _require(self.folds >= 2, "sweep.folds", self.folds, ">= 2")
+        _require(self.sampler in ("tpe", "random"), "sweep.sampler", self.sampler, "tpe | random")
+        _require(self.pruner in ("median", "wilcoxon", "none"), "sweep.pruner", self.pruner,
+                 "median | wilcoxon | none")
+        _require(self.n_workers >= 1, "sweep.n_workers", self.n_workers, ">= 1")
+        _require(self.n_startup_trials >= 0, "sweep.n_startup_trials", self.n_startup_trials, ">= 0")
+        for key in self.feature_space:
+            _require(key in ("n_clusters", "gamma"), "sweep.feature_space", key, "n_clusters | gamma")
+        _check_space("sweep.feature_space", self.feature_space)
 
 
 @dataclass
@@ -118,12 +270,18 @@ class PipelineConfig:
 class Config:
     data: DataConfig = field(default_factory=DataConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    impute: ImputeConfig = field(default_factory=ImputeConfig)
+    features: FeaturesConfig = field(default_factory=FeaturesConfig)
+    models: ModelsConfig = field(default_factory=ModelsConfig)
+    select: SelectConfig = field(default_factory=SelectConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def validate(self) -> None:
         self.data.download.validate()
-        for section in (self.data, self.split, self.pipeline):
+        for section in (self.data, self.split, self.impute, self.features, self.models,
+                        self.select, self.sweep, self.pipeline):
             section.validate()
 
 

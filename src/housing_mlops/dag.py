@@ -19,6 +19,12 @@ STEPS: dict[str, StepSpec] = {
     for spec in (
         StepSpec("ingest", (), ("data",), ("raw.parquet",)),
         StepSpec("split", ("ingest",), ("data", "split"), ("train.parquet", "test.parquet")),
+        StepSpec("impute", ("split",), ("data", "impute"), ("imputation.json",)),
+        StepSpec("features", ("split", "impute"), ("data", "features"), ("feature_spec.json",)),
+        StepSpec("select", ("split", "features"), ("data", "models", "select"), ("selection.json",)),
+        StepSpec(
+            "sweep", ("split", "features", "select"), ("data", "models", "sweep"), ("best_params.yaml",)
+        ),
     )
 }
 ORDER: tuple[str, ...] = tuple(STEPS)

@@ -36,6 +36,8 @@ class StepContext:
     upstream: dict[str, Run]
     client: MlflowClient
     run_id: str
+    experiment_id: str
+    key: str
     warnings: list[str] = field(default_factory=list)
 
     def input(self, step: str, artifact: str) -> Path:
@@ -98,7 +100,10 @@ def run_step(
                     **{f"{tracking.UPSTREAM_TAG}{s}": r.info.run_id for s, r in upstream.items()},
                 }
             )
-            ctx = StepContext(name, cfg, plain, root, Path(tmp), upstream, client, run.info.run_id)
+            ctx = StepContext(
+                name, cfg, plain, root, Path(tmp), upstream, client, run.info.run_id,
+                run.info.experiment_id, key,
+            )
             try:
                 body(ctx)
             except HousingError as exc:

@@ -28,6 +28,15 @@ def tracking_uri(root: Path) -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
 
 
+def local_store_dir(root: Path) -> Path:
+    """Folder of the SQLite tracking store, or the project root for a remote store; local
+    state that must outlive a step (artifacts, Optuna studies) lives there."""
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///"):
+        return Path(uri.removeprefix("sqlite:///")).resolve().parent
+    return root
+
+
 def ensure_experiment(client: MlflowClient, name: str) -> str:
     """Experiment id for `name`, created on first use. With a SQLite store, artifacts go to
     `mlartifacts/` beside the database file rather than MLflow's default `./mlruns`."""
@@ -37,7 +46,7 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
     uri = str(client.tracking_uri)
     location = None
     if uri.startswith("sqlite:///"):
-        location = (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+        location = (Path(uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts").as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent pipeline

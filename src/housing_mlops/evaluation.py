@@ -1,0 +1,69 @@
+"""Cross-validation of a whole Pipeline (preprocessing + model) on the training data.
+
+Preprocessing is part of the cloned pipeline, so it is fitted inside each fold on that
+fold's training rows only."""
+
+import time
+from collections.abc import Callable, Iterator
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, clone
+from sklearn.model_selection import KFold
+
+from housing_mlops.metrics import evaluate
+
+
+def folds(n_rows: int, n_folds: int, seed: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Seeded, shuffled K-fold indices: the same folds for every candidate and trial."""
+    yield from KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(np.zeros(n_rows))
+
+
+def fit_and_score(
+    model: BaseEstimator,
+    X: pd.DataFrame,
+    y: pd.Series,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    with_train: bool = False,
+) -> dict[str, float]:
+    """Fit a clone on the fold's training rows; every metric on its held-out rows."""
+    fitted = clone(model)
+    started = time.perf_counter()
+    fitted.fit(X.iloc[train_idx], y.iloc[train_idx])
+    fit_s = time.perf_counter() - started
+    started = time.perf_counter()
+    predicted = fitted.predict(X.iloc[test_idx])
+    scores = evaluate(y.iloc[test_idx], predicted)
+    scores |= {"fit_s": fit_s, "predict_s": time.perf_counter() - started}
+    if with_train:
+        train_scores = evaluate(y.iloc[train_idx], fitted.predict(X.iloc[train_idx]))
+        scores |= {f"train_{k}": v for k, v in train_scores.items()}
+    return scores
+
+
+def cross_validate(
+    model: BaseEstimator,
+    X: pd.DataFrame,
+    y: pd.Series,
+    n_folds: int,
+    seed: int,
+    n_jobs: int = 1,
+    with_train: bool = False,
+    on_fold: Callable[[int, dict[str, float]], None] | None = None,
+) -> pd.DataFrame:
+    """One row of metrics per fold. With n_jobs=1, `on_fold(i, scores)` is called after each
+    fold (for progress and pruning); an exception it raises stops the remaining folds."""
+    splits = list(folds(len(X), n_folds, seed))
+    if n_jobs == 1:
+        rows = []
+        for i, (train_idx, test_idx) in enumerate(splits):
+            rows.append(fit_and_score(model, X, y, train_idx, test_idx, with_train))
+            if on_fold is not None:
+                on_fold(i, rows[-1])
+    else:
+        rows = Parallel(n_jobs=n_jobs)(
+            delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in splits
+        )
+    return pd.DataFrame(rows).rename_axis("fold").reset_index()

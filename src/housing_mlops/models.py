@@ -1,0 +1,31 @@
+"""The model zoo: estimators built from config, grids, and the full Pipeline."""
+
+import importlib
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.model_selection import ParameterGrid
+from sklearn.pipeline import Pipeline
+
+from housing_mlops.config import ModelConfig
+from housing_mlops.features import FeatureSpec, build_preprocessor
+
+
+def build_estimator(model: ModelConfig, params: dict[str, Any] | None = None) -> BaseEstimator:
+    """The family's class with its fixed parameters, then `params` on top."""
+    module, _, name = model.estimator.rpartition(".")
+    cls = getattr(importlib.import_module(module), name)
+    return cls(**{**model.fixed, **(params or {})})
+
+
+def grid(model: ModelConfig, which: str) -> list[dict[str, Any]]:
+    """Every combination of the family's `fast` or `full` grid ([{}] when empty)."""
+    return list(ParameterGrid(dict(getattr(model, which)))) or [{}]
+
+
+def make_pipeline(spec: FeatureSpec, estimator: BaseEstimator, memory: Any = None) -> Pipeline:
+    """Preprocessing + regressor: the one object cross-validated, tuned and registered.
+
+    `memory` (a joblib.Memory) caches fitted preprocessing across candidates on the same fold.
+    """
+    return Pipeline([("preprocess", build_preprocessor(spec)), ("model", estimator)], memory=memory)

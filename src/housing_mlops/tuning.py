@@ -1,0 +1,99 @@
+"""The Optuna sweep: search space from config, a CV objective that reports each fold for
+pruning, seeded samplers, and a study that resumes from its storage."""
+
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from housing_mlops.config import SpaceParam
+from housing_mlops.errors import ConfigError
+
+FEATURE_PREFIX = "features."
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "") -> dict[str, Any]:
+    """Draw one value per parameter of `space`; names get `prefix` in the study."""
+    values: dict[str, Any] = {}
+    for name, p in space.items():
+        key = f"{prefix}{name}"
+        if p.type == "categorical":
+            values[name] = trial.suggest_categorical(key, list(p.choices or []))
+        elif p.type == "int":
+            step = int(p.step) if p.step else 1
+            values[name] = trial.suggest_int(key, int(p.low), int(p.high), step=step, log=p.log)
+        else:
+            values[name] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+    return values
+
+
+def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, n_startup_trials=n_startup_trials, constant_liar=True
+        )
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ConfigError(f"config key 'sweep.sampler' = {kind!r} is not allowed: expected tpe | random")
+
+
+def make_pruner(kind: str, n_startup_trials: int) -> optuna.pruners.BasePruner:
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0)
+    if kind == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(
+        f"config key 'sweep.pruner' = {kind!r} is not allowed: expected median | wilcoxon | none"
+    )
+
+
+def fold_reporter(trial: optuna.Trial, pruner_kind: str) -> Callable[[int, dict[str, float]], None]:
+    """Report after each CV fold and prune hopeless trials.
+
+    The median pruner compares running means; the Wilcoxon pruner compares per-fold values
+    (its steps are fold indices, and it expects the value of that fold, not a running mean).
+    """
+    seen: list[float] = []
+
+    def on_fold(i: int, scores: dict[str, float]) -> None:
+        seen.append(scores["wmape"])
+        value = scores["wmape"] if pruner_kind == "wilcoxon" else sum(seen) / len(seen)
+        trial.report(value, step=i)
+        trial.set_user_attr(f"fold_{i}_wmape", scores["wmape"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {i}: running wMAPE {value:.4f}")
+
+    return on_fold
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def fail_stale_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
+    """Mark trials left RUNNING by a killed sweep as FAIL, so a resumed study counts right.
+
+    Only safe when no other worker is using the storage, which is the case when a sweep starts.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        storage.set_trial_system_attr(trial_id, "fail_reason", "left running by an interrupted sweep")
+    return len(stale)
+
+
+def shares(total: int, workers: int) -> list[int]:
+    """Split `total` trials over workers so that they add up exactly."""
+    return [total // workers + (i < total % workers) for i in range(workers)]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    frame = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
+    return frame.sort_values("number").reset_index(drop=True)

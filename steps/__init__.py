@@ -1,0 +1,1 @@
+"""Thin MLflow entry points, one per step; run as `python -m steps.<name>`."""

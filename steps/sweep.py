@@ -1,0 +1,160 @@
+"""Step `sweep`: Optuna study of the winning family on CV wMAPE -> best_params.yaml."""
+
+import dataclasses
+import json
+import multiprocessing
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pandas as pd
+import yaml
+from optuna.trial import FrozenTrial, TrialState
+
+from housing_mlops import tuning
+from housing_mlops.evaluation import cross_validate
+from housing_mlops.features import FeatureSpec
+from housing_mlops.models import build_estimator, make_pipeline
+from housing_mlops.selection import METRIC_COLUMNS
+from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.tracking import local_store_dir
+
+_RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+
+
+def sweep(ctx: StepContext) -> None:
+    data, cfg = ctx.cfg.data, ctx.cfg.sweep
+    train = pd.read_parquet(ctx.input("split", "train.parquet"))
+    spec = FeatureSpec.from_dict(json.loads(ctx.input("features", "feature_spec.json").read_text()))
+    selection = json.loads(ctx.input("select", "selection.json").read_text())
+    model = ctx.cfg.models.zoo[selection["family"]]
+    X, y = train[data.features()], train[data.target]
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**selection["params"], **tuning.suggest(trial, model.space)}
+        features = tuning.suggest(trial, cfg.feature_space, tuning.FEATURE_PREFIX)
+        pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params))
+        folds = cross_validate(pipeline, X, y, cfg.folds, cfg.seed,
+                               on_fold=tuning.fold_reporter(trial, cfg.pruner))
+        for metric in METRIC_COLUMNS:
+            trial.set_user_attr(f"cv_{metric}", float(folds[metric].mean()))
+        return float(folds["wmape"].mean())
+
+    storage_url = cfg.storage or _default_storage(ctx)
+    study_name = cfg.study_name or f"sweep-{ctx.key[:16]}"
+    storage = optuna.storages.RDBStorage(storage_url)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize",
+                                load_if_exists=True)
+    stale = tuning.fail_stale_trials(storage, study)
+    if not study.trials:  # a resumed study already holds the grid winner
+        grid_point = {k: v for k, v in selection["params"].items() if k in model.space}
+        grid_point |= {f"{tuning.FEATURE_PREFIX}{k}": getattr(spec, k) for k in cfg.feature_space}
+        study.enqueue_trial(grid_point)
+    remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
+    print(f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
+          f"{remaining} to run on {cfg.n_workers} worker(s)", flush=True)
+
+    def worker(index: int, n_trials: int) -> None:
+        sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
+        pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
+        mine = optuna.load_study(study_name=study_name, storage=storage_url, sampler=sampler, pruner=pruner)
+        mine.optimize(objective, n_trials=n_trials, timeout=cfg.timeout_s, catch=(Exception,),
+                      callbacks=[_trial_logger(ctx)], show_progress_bar=index == 0)
+
+    shares = [n for n in tuning.shares(remaining, cfg.n_workers) if n]
+    if len(shares) == 1:
+        worker(0, shares[0])
+    elif shares:
+        context = multiprocessing.get_context("fork")
+        processes = [context.Process(target=worker, args=(i, n)) for i, n in enumerate(shares)]
+        for process in processes:
+            process.start()
+        for process in processes:
+            process.join()
+
+    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    _log_results(ctx, study, spec, selection, model.estimator, storage_url)
+
+
+def _default_storage(ctx: StepContext) -> str:
+    folder = local_store_dir(ctx.root) / "optuna"
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'studies.db'}"
+
+
+def _trial_logger(ctx: StepContext):
+    """Log each finished trial as a nested MLflow run (works from any worker process)."""
+
+    def log(study: optuna.Study, trial: FrozenTrial) -> None:
+        client = mlflow.MlflowClient()
+        start = int(trial.datetime_start.timestamp() * 1000) if trial.datetime_start else None
+        run = client.create_run(
+            ctx.experiment_id, start_time=start, run_name=f"trial-{trial.number:03d}",
+            tags={"mlflow.parentRunId": ctx.run_id, "housing.trial": str(trial.number),
+                  "housing.trial.state": trial.state.name},
+        )
+        run_id = run.info.run_id
+        for key, value in trial.params.items():
+            client.log_param(run_id, key, value)
+        for key, value in trial.user_attrs.items():
+            client.log_metric(run_id, key, float(value))
+        if trial.state == TrialState.COMPLETE:
+            client.log_metric(run_id, "cv_wmape", float(trial.value))
+        if trial.state == TrialState.FAIL:
+            client.set_tag(run_id, "housing.error", str(trial.system_attrs.get("fail_reason", ""))[:5000])
+        if trial.duration is not None:
+            client.log_metric(run_id, "duration_s", trial.duration.total_seconds())
+        end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else None
+        client.set_terminated(run_id, _RUN_STATUS.get(trial.state, "FAILED"), end_time=end)
+
+    return log
+
+
+def _log_results(ctx, study, spec, selection, estimator, storage_url) -> None:
+    counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in tuning.FINISHED}
+    best = study.best_trial
+    features = {k.removeprefix(tuning.FEATURE_PREFIX): v for k, v in best.params.items()
+                if k.startswith(tuning.FEATURE_PREFIX)}
+    model_params = {**selection["params"],
+                    **{k: v for k, v in best.params.items() if not k.startswith(tuning.FEATURE_PREFIX)}}
+    best_spec = dataclasses.replace(spec, **features)
+    result = {
+        "family": selection["family"],
+        "estimator": estimator,
+        "params": model_params,
+        "features": features,
+        "cv": {k.removeprefix("cv_"): round(v, 6) for k, v in best.user_attrs.items() if k.startswith("cv_")},
+        "study": {"name": study.study_name, "best_trial": best.number, "trials": counts,
+                  "sampler": ctx.cfg.sweep.sampler, "folds": ctx.cfg.sweep.folds},
+        "select_cv_wmape": selection["cv"]["wmape"],
+        "feature_spec": best_spec.to_dict(),
+    }
+    ctx.output("best_params.yaml", lambda p: p.write_text(yaml.safe_dump(result, sort_keys=False)))
+    frame = tuning.trials_frame(study)
+    mlflow.log_text(frame.to_csv(index=False), "trials.csv")
+    for name, plot in _plots(study).items():
+        mlflow.log_figure(plot.figure, f"{name}.png")
+    if storage_url.startswith("sqlite:///"):
+        mlflow.log_artifact(storage_url.removeprefix("sqlite:///"), "optuna")
+    mlflow.log_params({"family": selection["family"], "study_name": study.study_name,
+                       **{f"best.{k}": v for k, v in best.params.items()}})
+    mlflow.log_metrics({"best_cv_wmape": best.value, "best_trial": best.number,
+                        **{f"trials_{k}": v for k, v in counts.items()}})
+    print(f"[sweep] best trial {best.number}: CV wMAPE {best.value:.4f} "
+          f"(grid winner in select: {selection['cv']['wmape']:.4f}); trials {counts}")
+
+
+def _plots(study: optuna.Study) -> dict:
+    from optuna.visualization import matplotlib as ovm
+
+    plots = {"optimization_history": ovm.plot_optimization_history(study)}
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if len(complete) > 1 and len({tuple(sorted(t.params.items())) for t in complete}) > 1:
+        plots["param_importances"] = ovm.plot_param_importances(study)
+        plots["slice"] = ovm.plot_slice(study)
+    return {name: axes if hasattr(axes, "figure") else axes.flat[0] for name, axes in plots.items()}
+
+
+if __name__ == "__main__":
+    sys.exit(run_step("sweep", sweep, Path(__file__).resolve().parents[1]))
