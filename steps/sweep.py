@@ -74,7 +74,7 @@ def sweep(ctx: StepContext) -> None:
             process.join()
 
     study = optuna.load_study(study_name=study_name, storage=storage_url)
-    _log_results(ctx, study, spec, selection, model.estimator, storage_url)
+    _log_results(ctx, study, spec, selection, model, storage_url)
 
 
 def _default_storage(ctx: StepContext) -> str:
@@ -111,17 +111,17 @@ def _trial_logger(ctx: StepContext):
     return log
 
 
-def _log_results(ctx, study, spec, selection, estimator, storage_url) -> None:
+def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in tuning.FINISHED}
     best = study.best_trial
     features = {k.removeprefix(tuning.FEATURE_PREFIX): v for k, v in best.params.items()
                 if k.startswith(tuning.FEATURE_PREFIX)}
-    model_params = {**selection["params"],
+    model_params = {**model.fixed, **selection["params"],
                     **{k: v for k, v in best.params.items() if not k.startswith(tuning.FEATURE_PREFIX)}}
     best_spec = dataclasses.replace(spec, **features)
     result = {
         "family": selection["family"],
-        "estimator": estimator,
+        "estimator": model.estimator,
         "params": model_params,
         "features": features,
         "cv": {k.removeprefix("cv_"): round(v, 6) for k, v in best.user_attrs.items() if k.startswith("cv_")},

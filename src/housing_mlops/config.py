@@ -249,6 +249,67 @@ class SweepConfig:
 
 
 @dataclass
+class RegistryConfig:
+    model_name: str = "housing_price_model"
+    auto_promote: bool = True
+    min_improvement: float = 0.0
+    max_wmape: float = 0.2
+    max_p95_latency_ms: float = 200.0
+    importance_rows: int = 1000
+    latency_calls: int = 200
+
+    def validate(self) -> None:
+        _require(bool(self.model_name), "registry.model_name", self.model_name, "a name")
+        _require(self.min_improvement >= 0, "registry.min_improvement", self.min_improvement, ">= 0")
+        _require(self.max_wmape > 0, "registry.max_wmape", self.max_wmape, "> 0")
+        _require(self.max_p95_latency_ms > 0, "registry.max_p95_latency_ms", self.max_p95_latency_ms, "> 0")
+        _require(self.latency_calls >= 10, "registry.latency_calls", self.latency_calls, ">= 10")
+
+
+@dataclass
+class WorkloadConfig:
+    colocated_with_data: bool = False
+    research: bool = False
+    high_volume_predictable: bool = False
+    on_device: bool = False
+
+
+@dataclass
+class EdgeBudget:
+    max_size_mb: float = 50.0
+    max_p95_latency_ms: float = 20.0
+    max_memory_mb: float = 256.0
+
+
+@dataclass
+class RuleConfig:
+    when: dict[str, bool] = field(default_factory=dict)
+    target: str = "cpu"
+    why: str = ""
+
+
+TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")
+FACTS = ("colocated_with_data", "research", "high_volume_predictable", "on_device", "fits_edge",
+         "host_amx", "host_gpu", "dense_model")
+
+
+@dataclass
+class DeploymentConfig:
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    edge: EdgeBudget = field(default_factory=EdgeBudget)
+    dense_families: list[str] = field(default_factory=list)
+    rules: list[RuleConfig] = field(default_factory=list)
+
+    def validate(self) -> None:
+        for i, rule in enumerate(self.rules):
+            _require(rule.target in TARGETS, f"deployment.rules[{i}].target", rule.target, " | ".join(TARGETS))
+            for key in rule.when:
+                _require(key in FACTS, f"deployment.rules[{i}].when", key, " | ".join(FACTS))
+        _require(bool(self.rules) and not self.rules[-1].when, "deployment.rules", len(self.rules),
+                 "a list ending with a catch-all rule (`when: {}`)")
+
+
+@dataclass
 class TrackingConfig:
     experiment_name: str = "housing-mlops"
 
@@ -275,13 +336,15 @@ class Config:
     models: ModelsConfig = field(default_factory=ModelsConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
+    registry: RegistryConfig = field(default_factory=RegistryConfig)
+    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
 
     def validate(self) -> None:
         self.data.download.validate()
         for section in (self.data, self.split, self.impute, self.features, self.models,
-                        self.select, self.sweep, self.pipeline):
+                        self.select, self.sweep, self.registry, self.deployment, self.pipeline):
             section.validate()
 
 

@@ -25,6 +25,12 @@ STEPS: dict[str, StepSpec] = {
         StepSpec(
             "sweep", ("split", "features", "select"), ("data", "models", "sweep"), ("best_params.yaml",)
         ),
+        StepSpec(
+            "register",
+            ("ingest", "split", "impute", "features", "select", "sweep"),
+            ("data", "registry", "deployment"),
+            ("promotion.json",),
+        ),
     )
 }
 ORDER: tuple[str, ...] = tuple(STEPS)

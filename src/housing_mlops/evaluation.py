@@ -67,3 +67,14 @@ def cross_validate(
             delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in splits
         )
     return pd.DataFrame(rows).rename_axis("fold").reset_index()
+
+
+def segment_wmape(segments: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
+    """wMAPE and row count per value of each segment column (e.g. ocean_proximity)."""
+    frame = segments.assign(_abs_err=np.abs(y_true.to_numpy() - y_pred), _abs_y=np.abs(y_true.to_numpy()))
+    rows = []
+    for column in segments.columns:
+        for value, group in frame.groupby(column, observed=True):
+            rows.append({"segment": column, "value": str(value), "rows": len(group),
+                         "wmape": float(group["_abs_err"].sum() / group["_abs_y"].sum())})
+    return pd.DataFrame(rows)

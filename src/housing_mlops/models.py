@@ -11,11 +11,15 @@ from housing_mlops.config import ModelConfig
 from housing_mlops.features import FeatureSpec, build_preprocessor
 
 
+def estimator_from(path: str, params: dict[str, Any]) -> BaseEstimator:
+    """An instance of the class at import path `path` with `params`."""
+    module, _, name = path.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**params)
+
+
 def build_estimator(model: ModelConfig, params: dict[str, Any] | None = None) -> BaseEstimator:
     """The family's class with its fixed parameters, then `params` on top."""
-    module, _, name = model.estimator.rpartition(".")
-    cls = getattr(importlib.import_module(module), name)
-    return cls(**{**model.fixed, **(params or {})})
+    return estimator_from(model.estimator, {**model.fixed, **(params or {})})
 
 
 def grid(model: ModelConfig, which: str) -> list[dict[str, Any]]:

@@ -50,3 +50,26 @@ def leaderboard(board: pd.DataFrame) -> Figure:
     right.invert_yaxis()
     fig.tight_layout()
     return fig
+
+
+def predictions(y_true: pd.Series, y_pred: pd.Series) -> Figure:
+    """Predicted vs actual, and residuals vs predicted, on the sealed test set."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.5))
+    left.scatter(y_true, y_pred, s=4, alpha=0.4)
+    low, high = float(min(y_true.min(), y_pred.min())), float(max(y_true.max(), y_pred.max()))
+    left.plot([low, high], [low, high], color="grey", linewidth=1)
+    left.set(xlabel="actual", ylabel="predicted", title="Predicted vs actual (test)")
+    right.scatter(y_pred, y_true - y_pred, s=4, alpha=0.4)
+    right.axhline(0, color="grey", linewidth=1)
+    right.set(xlabel="predicted", ylabel="actual - predicted", title="Residuals (test)")
+    fig.tight_layout()
+    return fig
+
+
+def importances(values: pd.Series, title: str) -> Figure:
+    top = values.sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
+    ax.barh(top.index.astype(str), top.to_numpy())
+    ax.set(title=title)
+    fig.tight_layout()
+    return fig

@@ -2,6 +2,7 @@
 how outputs are digested, and how a step's cache key finds a finished run."""
 
 import os
+import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,18 @@ UNCACHEABLE = "uncacheable"
 def tracking_uri(root: Path) -> str:
     """MLFLOW_TRACKING_URI if set, else the project's own SQLite store (never MLflow's default)."""
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{(root / 'mlflow.db').resolve()}"
+
+
+def code_version(root: Path) -> dict[str, str]:
+    """git SHA of the project and whether the working tree has uncommitted changes."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                             text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
+                                text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return {"sha": "unknown", "dirty": "unknown"}
+    return {"sha": sha, "dirty": str(bool(status.strip())).lower()}
 
 
 def local_store_dir(root: Path) -> Path:

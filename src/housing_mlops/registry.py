@@ -1,0 +1,74 @@
+"""Model Registry operations on aliases (never stages): champion, challenger, history."""
+
+import json
+from typing import Any
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from housing_mlops.errors import HousingError
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
+COMPLETE_TAG = "housing.registration"  # "complete" once every tag and alias of a version is set
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+
+def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> None:
+    """Move `champion` to `version` and append it to the alias history."""
+    past = history(client, name)
+    current = version_by_alias(client, name, CHAMPION)
+    if current is not None and (not past or past[-1] != current.version):
+        past.append(current.version)  # a champion set by hand in the UI joins the history
+    past.append(str(version))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.set_model_version_tag(name, str(version), "promotion.reason", reason[:5000])
+
+
+def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
+    """Point `champion` back at the previous champion; return (from, to)."""
+    current = version_by_alias(client, name, CHAMPION)
+    if current is None:
+        raise HousingError(f"model '{name}' has no champion to roll back from")
+    past = history(client, name)
+    while past and past[-1] == current.version:
+        past.pop()
+    if not past:
+        raise HousingError(f"model '{name}': no earlier champion in tag '{HISTORY_TAG}' to roll back to")
+    previous = past[-1]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.set_model_version_tag(name, previous, "promotion.reason", f"rollback from v{current.version}")
+    return current.version, previous
+
+
+def ensure_model(client: MlflowClient, name: str, description: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=description)
+        except MlflowException:  # created meanwhile by a concurrent pipeline
+            client.get_registered_model(name)
+
+
+def is_complete(version: ModelVersion) -> bool:
+    return version.tags.get(COMPLETE_TAG) == "complete"
+
+
+def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value)[:5000])
