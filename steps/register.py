@@ -19,7 +19,7 @@ from housing_mlops import hardware, plots, registry
 from housing_mlops.card import model_card
 from housing_mlops.evaluation import segment_wmape
 from housing_mlops.features import FeatureSpec
-from housing_mlops.metrics import evaluate, wmape
+from housing_mlops.metrics import evaluate
 from housing_mlops.models import estimator_from, make_pipeline
 from housing_mlops.promotion import Contender, decide
 from housing_mlops.split import strata
@@ -37,7 +37,10 @@ def register(ctx: StepContext) -> None:
     X, y = train[data.features()], train[data.target]
     X_test, y_test = test[data.features()], test[data.target]
 
-    model = make_pipeline(FeatureSpec.from_dict(best["feature_spec"]), estimator_from(best["estimator"], best["params"]))
+    model = make_pipeline(
+        FeatureSpec.from_dict(best["feature_spec"]),
+        estimator_from(best["estimator"], best["params"]),
+    )
     model.fit(X, y)
     predicted = model.predict(X_test)
     scores = evaluate(y_test, predicted)
@@ -59,8 +62,13 @@ def register(ctx: StepContext) -> None:
     host = hardware.host_fingerprint()
     profile = hardware.measure(local, mlflow.pyfunc.load_model, X_test, cfg.latency_calls)
     target = hardware.recommend(profile, host, best["family"], ctx.cfg.deployment)
-    hardware_meta = {**profile, "host": host, "target": target.target, "rationale": target.rationale,
-                     "fits_edge": target.fits_edge}
+    hardware_meta = {
+        **profile,
+        "host": host,
+        "target": target.target,
+        "rationale": target.rationale,
+        "fits_edge": target.fits_edge,
+    }
     info = mlflow.sklearn.log_model(model, name="model", metadata={"hardware": hardware_meta}, **save_args)
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | {f"hw_{k}": v for k, v in profile.items()})
 
@@ -69,32 +77,55 @@ def register(ctx: StepContext) -> None:
     try:
         verdict = _gate(ctx, version, X_test, y_test, scores, profile, signature)
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
-        lineage = {"pipeline": ctx.client.get_run(ctx.run_id).data.tags.get("mlflow.parentRunId", "none"),
-                   **{step: run.info.run_id for step, run in ctx.upstream.items()}, "register": ctx.run_id}
+        lineage = {
+            "pipeline": ctx.client.get_run(ctx.run_id).data.tags.get("mlflow.parentRunId", "none"),
+            **{step: run.info.run_id for step, run in ctx.upstream.items()},
+            "register": ctx.run_id,
+        }
         raw = ctx.upstream["ingest"].data.tags
         split_digests = digests(ctx.upstream["split"])
-        card_data = {"sha256": raw.get("housing.data.sha256"), "rows": len(train) + len(test),
-                     "train_rows": len(train), "test_rows": len(test),
-                     "train_sha256": split_digests["train.parquet"], "test_sha256": split_digests["test.parquet"]}
+        card_data = {
+            "sha256": raw.get("housing.data.sha256"),
+            "rows": len(train) + len(test),
+            "train_rows": len(train),
+            "test_rows": len(test),
+            "train_sha256": split_digests["train.parquet"],
+            "test_sha256": split_digests["test.parquet"],
+        }
         code = code_version(ctx.root)
         trained_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
         ctx.client.update_model_version(
-            cfg.model_name, version,
+            cfg.model_name,
+            version,
             model_card(best, scores, lineage, card_data, code, hardware_meta, verdict.to_dict(), trained_at),
         )
-        registry.tag_version(ctx.client, cfg.model_name, version, {
-            **{f"test.{k}": round(v, 6) for k, v in scores.items()},
-            "cv.wmape": best["cv"]["wmape"], "algorithm": best["family"], "estimator": best["estimator"],
-            "data.sha256": card_data["sha256"], "git.sha": code["sha"], "git.dirty": code["dirty"],
-            "pipeline_run_id": lineage["pipeline"], "trained_at": trained_at,
-            **{f"hardware.{k}": v for k, v in profile.items()},
-            "hardware.target": target.target, "hardware.fits_edge": target.fits_edge,
-            "hardware.cpu_model": host["cpu_model"], "hardware.cores": host["cores"],
-            "hardware.isa": ",".join(host["isa"]), "hardware.gpu": host["gpu"],
-            "hardware.memory_gb": host["memory_gb"],
-            "promotion.verdict": "promote" if verdict.promote else "hold",
-            "promotion.reason": verdict.reason, "promotion.auto": cfg.auto_promote,
-        })
+        registry.tag_version(
+            ctx.client,
+            cfg.model_name,
+            version,
+            {
+                **{f"test.{k}": round(v, 6) for k, v in scores.items()},
+                "cv.wmape": best["cv"]["wmape"],
+                "algorithm": best["family"],
+                "estimator": best["estimator"],
+                "data.sha256": card_data["sha256"],
+                "git.sha": code["sha"],
+                "git.dirty": code["dirty"],
+                "pipeline_run_id": lineage["pipeline"],
+                "trained_at": trained_at,
+                **{f"hardware.{k}": v for k, v in profile.items()},
+                "hardware.target": target.target,
+                "hardware.fits_edge": target.fits_edge,
+                "hardware.cpu_model": host["cpu_model"],
+                "hardware.cores": host["cores"],
+                "hardware.isa": ",".join(host["isa"]),
+                "hardware.gpu": host["gpu"],
+                "hardware.memory_gb": host["memory_gb"],
+                "promotion.verdict": "promote" if verdict.promote else "hold",
+                "promotion.reason": verdict.reason,
+                "promotion.auto": cfg.auto_promote,
+            },
+        )
         ctx.client.set_registered_model_alias(cfg.model_name, registry.CHALLENGER, version)
         registry.tag_version(ctx.client, cfg.model_name, version, {registry.COMPLETE_TAG: "complete"})
         if verdict.promote and cfg.auto_promote:
@@ -104,11 +135,18 @@ def register(ctx: StepContext) -> None:
         ctx.client.delete_model_version(cfg.model_name, version)
         raise
     promoted = verdict.promote and cfg.auto_promote
-    mlflow.set_tags({"housing.model_version": version, "housing.promoted": str(promoted).lower(),
-                     "housing.hardware_target": target.target})
-    print(f"[register] {cfg.model_name} v{version}: test wMAPE {scores['wmape']:.4f}, RMSE {scores['rmse']:,.0f}; "
-          f"gate: {'promote' if verdict.promote else 'hold'} ({verdict.reason}); "
-          f"{'champion' if promoted else 'challenger'}; hardware target {target.target}")
+    mlflow.set_tags(
+        {
+            "housing.model_version": version,
+            "housing.promoted": str(promoted).lower(),
+            "housing.hardware_target": target.target,
+        }
+    )
+    print(
+        f"[register] {cfg.model_name} v{version}: test wMAPE {scores['wmape']:.4f}, RMSE {scores['rmse']:,.0f}; "
+        f"gate: {'promote' if verdict.promote else 'hold'} ({verdict.reason}); "
+        f"{'champion' if promoted else 'challenger'}; hardware target {target.target}"
+    )
 
 
 def _gate(ctx, version, X_test, y_test, scores, profile, signature):
@@ -118,12 +156,7 @@ def _gate(ctx, version, X_test, y_test, scores, profile, signature):
     current = registry.version_by_alias(ctx.client, cfg.model_name, registry.CHAMPION)
     champion = None
     if current is not None and current.version != str(version):
-        uri = f"models:/{cfg.model_name}@{registry.CHAMPION}"
-        champion_model = mlflow.pyfunc.load_model(uri)
-        schema = champion_model.metadata.get_input_schema()
-        champion = Contender(current.version, wmape(y_test, champion_model.predict(X_test)),
-                             float(current.tags.get("hardware.latency_p95_ms", "nan")),
-                             schema.to_dict() if schema else [])
+        champion = registry.contender(ctx.client, cfg.model_name, current.version, X_test, y_test)
     return decide(challenger, champion, cfg)
 
 
@@ -141,8 +174,14 @@ def _log_evaluation(ctx, model, X_test, y_test, predicted, scores, by_segment) -
         title = "Impurity importance of engineered features"
     else:
         sample = X_test.sample(min(cfg.importance_rows, len(X_test)), random_state=0)
-        result = permutation_importance(model, sample, y_test.loc[sample.index], n_repeats=3,
-                                        random_state=0, scoring="neg_mean_absolute_error")
+        result = permutation_importance(
+            model,
+            sample,
+            y_test.loc[sample.index],
+            n_repeats=3,
+            random_state=0,
+            scoring="neg_mean_absolute_error",
+        )
         values = pd.Series(result.importances_mean, index=sample.columns)
         title = "Permutation importance of raw inputs (MAE increase, test sample)"
     mlflow.log_table(values.rename("importance").rename_axis("feature").reset_index(), "importances.json")

@@ -7,13 +7,16 @@ from pathlib import Path
 
 import mlflow
 import pandas as pd
-from joblib import Memory
 
 from housing_mlops import plots
-from housing_mlops.evaluation import cross_validate
 from housing_mlops.features import FeatureSpec
-from housing_mlops.models import build_estimator, grid, make_pipeline
-from housing_mlops.selection import CandidateResult, leaderboard, run_isolated, summarise_folds, winner
+from housing_mlops.selection import (
+    CandidateResult,
+    evaluate_grid,
+    leaderboard,
+    run_isolated,
+    winner,
+)
 from housing_mlops.steprun import StepContext, run_step
 
 
@@ -22,31 +25,28 @@ def select(ctx: StepContext) -> None:
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     spec = FeatureSpec.from_dict(json.loads(ctx.input("features", "feature_spec.json").read_text()))
     X, y = train[data.features()], train[data.target]
-    memory = Memory(tempfile.mkdtemp(dir=ctx.workdir), verbose=0)
+    cache_dir = tempfile.mkdtemp(dir=ctx.workdir)  # fitted preprocessing shared by all families
     results: list[CandidateResult] = []
     for i, family in enumerate(models.candidates, start=1):
         model = models.zoo[family]
-
-        def work(model=model) -> list[dict]:
-            return [
-                summarise_folds(params, cross_validate(
-                    make_pipeline(spec, build_estimator(model, params), memory),
-                    X, y, cfg.folds, cfg.seed, n_jobs=cfg.n_jobs, with_train=True))
-                for params in grid(model, models.grid)
-            ]
-
-        result = run_isolated(family, work, cfg.candidate_timeout_s)
+        args = (model, models.grid, spec, X, y, cfg.folds, cfg.seed, cfg.n_jobs, cache_dir)
+        result = run_isolated(family, evaluate_grid, args, cfg.candidate_timeout_s)
         results.append(result)
         _log_candidate(result, model.estimator)
-        score = (f"CV wMAPE {result.best['cv_wmape']:.4f} ± {result.best['cv_wmape_std']:.4f}"
-                 if result.status == "ok" else f"{result.status.upper()}: {result.error.splitlines()[0]}")
-        print(f"[select] {i}/{len(models.candidates)} {family}: {score} ({result.seconds:.1f} s)", flush=True)
+        score = (
+            f"CV wMAPE {result.best['cv_wmape']:.4f} ± {result.best['cv_wmape_std']:.4f}"
+            if result.status == "ok"
+            else f"{result.status.upper()}: {result.error.splitlines()[0]}"
+        )
+        print(
+            f"[select] {i}/{len(models.candidates)} {family}: {score} ({result.seconds:.1f} s)",
+            flush=True,
+        )
 
     board = leaderboard(results)
     best = winner(board)
     ranked = board[board["status"] == "ok"]
-    runner_up = (f"; next best {ranked.iloc[1]['family']} {ranked.iloc[1]['cv_wmape']:.4f}"
-                 if len(ranked) > 1 else "")
+    runner_up = f"; next best {ranked.iloc[1]['family']} {ranked.iloc[1]['cv_wmape']:.4f}" if len(ranked) > 1 else ""
     selection = {
         "family": best["family"],
         "estimator": models.zoo[best["family"]].estimator,
@@ -60,10 +60,18 @@ def select(ctx: StepContext) -> None:
     if not ranked.empty:
         mlflow.log_figure(plots.leaderboard(board), "leaderboard.png")
     mlflow.log_params({"winner": best["family"], "grid": models.grid, "folds": cfg.folds})
-    mlflow.log_metrics({"best_cv_wmape": float(best["cv_wmape"]), "failed_candidates": int((board["status"] != "ok").sum())})
+    mlflow.log_metrics(
+        {
+            "best_cv_wmape": float(best["cv_wmape"]),
+            "failed_candidates": int((board["status"] != "ok").sum()),
+        }
+    )
     print(f"[select] winner {best['family']} {selection['params']}: {selection['why']}")
-    print(board[["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]]
-          .to_string(index=False))
+    print(
+        board[["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]].to_string(
+            index=False
+        )
+    )
 
 
 def _log_candidate(result: CandidateResult, estimator: str) -> None:

@@ -4,12 +4,14 @@ import dataclasses
 import json
 import multiprocessing
 import sys
+import tempfile
 from pathlib import Path
 
 import mlflow
 import optuna
 import pandas as pd
 import yaml
+from joblib import Memory
 from optuna.trial import FrozenTrial, TrialState
 
 from housing_mlops import tuning
@@ -20,7 +22,11 @@ from housing_mlops.selection import METRIC_COLUMNS
 from housing_mlops.steprun import StepContext, run_step
 from housing_mlops.tracking import local_store_dir
 
-_RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
+_RUN_STATUS = {
+    TrialState.COMPLETE: "FINISHED",
+    TrialState.PRUNED: "KILLED",
+    TrialState.FAIL: "FAILED",
+}
 
 
 def sweep(ctx: StepContext) -> None:
@@ -30,13 +36,13 @@ def sweep(ctx: StepContext) -> None:
     selection = json.loads(ctx.input("select", "selection.json").read_text())
     model = ctx.cfg.models.zoo[selection["family"]]
     X, y = train[data.features()], train[data.target]
+    memory = Memory(tempfile.mkdtemp(dir=ctx.workdir), verbose=0)
 
     def objective(trial: optuna.Trial) -> float:
         params = {**selection["params"], **tuning.suggest(trial, model.space)}
         features = tuning.suggest(trial, cfg.feature_space, tuning.FEATURE_PREFIX)
-        pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params))
-        folds = cross_validate(pipeline, X, y, cfg.folds, cfg.seed,
-                               on_fold=tuning.fold_reporter(trial, cfg.pruner))
+        pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params), memory)
+        folds = cross_validate(pipeline, X, y, cfg.folds, cfg.seed, on_fold=tuning.fold_reporter(trial, cfg.pruner))
         for metric in METRIC_COLUMNS:
             trial.set_user_attr(f"cv_{metric}", float(folds[metric].mean()))
         return float(folds["wmape"].mean())
@@ -44,23 +50,31 @@ def sweep(ctx: StepContext) -> None:
     storage_url = cfg.storage or _default_storage(ctx)
     study_name = cfg.study_name or f"sweep-{ctx.key[:16]}"
     storage = optuna.storages.RDBStorage(storage_url)
-    study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize",
-                                load_if_exists=True)
+    study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", load_if_exists=True)
     stale = tuning.fail_stale_trials(storage, study)
     if not study.trials:  # a resumed study already holds the grid winner
         grid_point = {k: v for k, v in selection["params"].items() if k in model.space}
         grid_point |= {f"{tuning.FEATURE_PREFIX}{k}": getattr(spec, k) for k in cfg.feature_space}
         study.enqueue_trial(grid_point)
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
-    print(f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
-          f"{remaining} to run on {cfg.n_workers} worker(s)", flush=True)
+    print(
+        f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
+        f"{remaining} to run on {cfg.n_workers} worker(s)",
+        flush=True,
+    )
 
     def worker(index: int, n_trials: int) -> None:
         sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
         pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
         mine = optuna.load_study(study_name=study_name, storage=storage_url, sampler=sampler, pruner=pruner)
-        mine.optimize(objective, n_trials=n_trials, timeout=cfg.timeout_s, catch=(Exception,),
-                      callbacks=[_trial_logger(ctx)], show_progress_bar=index == 0)
+        mine.optimize(
+            objective,
+            n_trials=n_trials,
+            timeout=cfg.timeout_s,
+            catch=(Exception,),
+            callbacks=[_trial_logger(ctx)],
+            show_progress_bar=index == 0,
+        )
 
     shares = [n for n in tuning.shares(remaining, cfg.n_workers) if n]
     if len(shares) == 1:
@@ -90,9 +104,14 @@ def _trial_logger(ctx: StepContext):
         client = mlflow.MlflowClient()
         start = int(trial.datetime_start.timestamp() * 1000) if trial.datetime_start else None
         run = client.create_run(
-            ctx.experiment_id, start_time=start, run_name=f"trial-{trial.number:03d}",
-            tags={"mlflow.parentRunId": ctx.run_id, "housing.trial": str(trial.number),
-                  "housing.trial.state": trial.state.name},
+            ctx.experiment_id,
+            start_time=start,
+            run_name=f"trial-{trial.number:03d}",
+            tags={
+                "mlflow.parentRunId": ctx.run_id,
+                "housing.trial": str(trial.number),
+                "housing.trial.state": trial.state.name,
+            },
         )
         run_id = run.info.run_id
         for key, value in trial.params.items():
@@ -114,10 +133,14 @@ def _trial_logger(ctx: StepContext):
 def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
     counts = {s.name.lower(): len(study.get_trials(deepcopy=False, states=(s,))) for s in tuning.FINISHED}
     best = study.best_trial
-    features = {k.removeprefix(tuning.FEATURE_PREFIX): v for k, v in best.params.items()
-                if k.startswith(tuning.FEATURE_PREFIX)}
-    model_params = {**model.fixed, **selection["params"],
-                    **{k: v for k, v in best.params.items() if not k.startswith(tuning.FEATURE_PREFIX)}}
+    features = {
+        k.removeprefix(tuning.FEATURE_PREFIX): v for k, v in best.params.items() if k.startswith(tuning.FEATURE_PREFIX)
+    }
+    model_params = {
+        **model.fixed,
+        **selection["params"],
+        **{k: v for k, v in best.params.items() if not k.startswith(tuning.FEATURE_PREFIX)},
+    }
     best_spec = dataclasses.replace(spec, **features)
     result = {
         "family": selection["family"],
@@ -125,8 +148,13 @@ def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
         "params": model_params,
         "features": features,
         "cv": {k.removeprefix("cv_"): round(v, 6) for k, v in best.user_attrs.items() if k.startswith("cv_")},
-        "study": {"name": study.study_name, "best_trial": best.number, "trials": counts,
-                  "sampler": ctx.cfg.sweep.sampler, "folds": ctx.cfg.sweep.folds},
+        "study": {
+            "name": study.study_name,
+            "best_trial": best.number,
+            "trials": counts,
+            "sampler": ctx.cfg.sweep.sampler,
+            "folds": ctx.cfg.sweep.folds,
+        },
         "select_cv_wmape": selection["cv"]["wmape"],
         "feature_spec": best_spec.to_dict(),
     }
@@ -137,12 +165,24 @@ def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
         mlflow.log_figure(plot.figure, f"{name}.png")
     if storage_url.startswith("sqlite:///"):
         mlflow.log_artifact(storage_url.removeprefix("sqlite:///"), "optuna")
-    mlflow.log_params({"family": selection["family"], "study_name": study.study_name,
-                       **{f"best.{k}": v for k, v in best.params.items()}})
-    mlflow.log_metrics({"best_cv_wmape": best.value, "best_trial": best.number,
-                        **{f"trials_{k}": v for k, v in counts.items()}})
-    print(f"[sweep] best trial {best.number}: CV wMAPE {best.value:.4f} "
-          f"(grid winner in select: {selection['cv']['wmape']:.4f}); trials {counts}")
+    mlflow.log_params(
+        {
+            "family": selection["family"],
+            "study_name": study.study_name,
+            **{f"best.{k}": v for k, v in best.params.items()},
+        }
+    )
+    mlflow.log_metrics(
+        {
+            "best_cv_wmape": best.value,
+            "best_trial": best.number,
+            **{f"trials_{k}": v for k, v in counts.items()},
+        }
+    )
+    print(
+        f"[sweep] best trial {best.number}: CV wMAPE {best.value:.4f} "
+        f"(grid winner in select: {selection['cv']['wmape']:.4f}); trials {counts}"
+    )
 
 
 def _plots(study: optuna.Study) -> dict:

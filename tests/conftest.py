@@ -21,6 +21,12 @@ SHARED_CSV = ROOT.parent / "shared" / "data" / "housing.csv"
 SAMPLE_ROWS = 2000
 # Overrides every e2e run uses: the sample is not the canonical file.
 SAMPLE_OPTIONS = "data.sha256=null"
+# Shrinks every later step for the sample: few K values, 2-fold CV, a handful of trials.
+FAST_OPTIONS = (
+    "impute.folds=1 features.k_min=4 features.k_max=12 features.k_step=4 features.cv_ks=[8] "
+    "features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 sweep.n_startup_trials=2 "
+    "registry.latency_calls=20 registry.importance_rows=200"
+)
 
 
 def full_data_path() -> Path:
@@ -63,8 +69,16 @@ class Store:
     def mlflow_run(self, *args: str, hydra: str = "", check: bool = True) -> subprocess.CompletedProcess:
         """`mlflow run <project> --env-manager local ...` with the sample's overrides."""
         options = f"{SAMPLE_OPTIONS} {hydra}".strip()
-        cmd = [str(BIN / "mlflow"), "run", str(ROOT), "--env-manager", "local",
-               *args, "-P", f"hydra_options={options}"]
+        cmd = [
+            str(BIN / "mlflow"),
+            "run",
+            str(ROOT),
+            "--env-manager",
+            "local",
+            *args,
+            "-P",
+            f"hydra_options={options}",
+        ]
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=600)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")

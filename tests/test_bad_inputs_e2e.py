@@ -120,8 +120,10 @@ def _set(column: str, rows: list[int], value: object) -> Callable[[pd.DataFrame]
 
 
 ZERO_SHA = "data.sha256=" + "0" * 64
-CHECKSUM = (r"checksum mismatch for <FILE>: sha256 <SHA>, expected 0{64} "
-            r"\(data\.sha256; set data\.sha256=null to accept a different file\)")
+CHECKSUM = (
+    r"checksum mismatch for <FILE>: sha256 <SHA>, expected 0{64} "
+    r"\(data\.sha256; set data\.sha256=null to accept a different file\)"
+)
 CATEGORIES = r"\['<1H OCEAN', 'INLAND', 'ISLAND', 'NEAR BAY', 'NEAR OCEAN'\]"
 
 CASES = [
@@ -246,8 +248,7 @@ def assert_earlier_runs_untouched(baseline: Baseline, directory: Path) -> None:
         assert now.data.tags == before.data.tags
         assert now.data.metrics == before.data.metrics
         assert now.data.params == before.data.params
-        digests = {k.removeprefix(DIGEST): v for k, v in now.data.tags.items()
-                   if k.startswith(DIGEST)}
+        digests = {k.removeprefix(DIGEST): v for k, v in now.data.tags.items() if k.startswith(DIGEST)}
         assert digests, f"run {now.info.run_id} has no digest tags"
         dest = directory / now.info.run_id
         dest.mkdir(parents=True, exist_ok=True)
@@ -301,9 +302,7 @@ def test_bad_input_fails_ingest_with_one_actionable_line(
     assert_earlier_runs_untouched(baseline, tmp_path / "artifacts")
 
 
-def test_extra_column_warns_and_is_dropped(
-    baseline: Baseline, sample: pd.DataFrame, tmp_path: Path
-) -> None:
+def test_extra_column_warns_and_is_dropped(baseline: Baseline, sample: pd.DataFrame, tmp_path: Path) -> None:
     store = baseline.store
     path = tmp_path / "housing_colour.csv"
     extra = sample.copy()
@@ -314,8 +313,7 @@ def test_extra_column_warns_and_is_dropped(
     done = run_with(baseline, str(path), "")
 
     assert done.returncode == 0, done.stderr[-3000:]
-    warning = (f"warning: {path.name}: ignoring column(s) ['colour'] "
-               "not declared in config data.columns")
+    warning = f"warning: {path.name}: ignoring column(s) ['colour'] not declared in config data.columns"
     assert warning in done.stderr.splitlines(), done.stderr[-3000:]
     ingest = store.runs("ingest")[0]
     assert ingest.info.run_id not in ingests_before, "a new file is a new ingest run"

@@ -26,8 +26,16 @@ from housing_mlops.features import (
 )
 
 TARGET = "median_house_value"
-INPUTS = ["housing_median_age", "total_rooms", "total_bedrooms", "population", "households",
-          "median_income", "longitude", "latitude"]
+INPUTS = [
+    "housing_median_age",
+    "total_rooms",
+    "total_bedrooms",
+    "population",
+    "households",
+    "median_income",
+    "longitude",
+    "latitude",
+]
 CATEGORIES = ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"]
 
 
@@ -47,11 +55,13 @@ def spec(cfg) -> FeatureSpec:
     return feature_spec_from_config(cfg.data, n_clusters=4)
 
 
-@parametrize_with_checks([
-    RatioFeatures([{"name": "x0_per_x1", "numerator": 0, "denominator": 1}]),
-    ClusterSimilarity(n_clusters=3, random_state=0),
-    ClusterSimilarity(n_clusters=3, weighted_by_target=True, random_state=0),
-])
+@parametrize_with_checks(
+    [
+        RatioFeatures([{"name": "x0_per_x1", "numerator": 0, "denominator": 1}]),
+        ClusterSimilarity(n_clusters=3, random_state=0),
+        ClusterSimilarity(n_clusters=3, weighted_by_target=True, random_state=0),
+    ]
+)
 def test_transformers_follow_the_sklearn_contract(estimator: Any, check: Any) -> None:
     check(estimator)
 
@@ -85,10 +95,17 @@ def test_preprocessing_is_fitted_on_the_training_fold_only(spec, xy) -> None:
         features__geo=TargetRecorder(n_clusters=3, weighted_by_target=True, random_state=0),
     )
     model = Pipeline([("preprocess", pre), ("model", Ridge())])
-    result = cross_validate(model, X, y, cv=KFold(3, shuffle=True, random_state=0),
-                            return_estimator=True, return_indices=True)
-    for fitted, train, test in zip(result["estimator"], result["indices"]["train"],
-                                   result["indices"]["test"], strict=True):
+    result = cross_validate(
+        model,
+        X,
+        y,
+        cv=KFold(3, shuffle=True, random_state=0),
+        return_estimator=True,
+        return_indices=True,
+    )
+    for fitted, train, test in zip(
+        result["estimator"], result["indices"]["train"], result["indices"]["test"], strict=True
+    ):
         fitted_pre = fitted["preprocess"]
         imputer = fitted_pre["impute"].named_transformers_["numeric"]
         clusters = fitted_pre["features"].named_transformers_["geo"]
@@ -111,10 +128,12 @@ def test_feature_names_are_stable_and_named(spec, xy) -> None:
     X, y = xy
     names = list(build_preprocessor(spec).fit(X, y).get_feature_names_out())
     expected = (
-        ["ratio__rooms_per_household", "ratio__bedrooms_per_room",
-         "ratio__population_per_household"]
-        + [f"log__{c}" for c in ["total_rooms", "total_bedrooms", "population", "households",
-                                 "median_income"]]
+        [
+            "ratio__rooms_per_household",
+            "ratio__bedrooms_per_room",
+            "ratio__population_per_household",
+        ]
+        + [f"log__{c}" for c in ["total_rooms", "total_bedrooms", "population", "households", "median_income"]]
         + [f"geo__cluster_{i}_similarity" for i in range(4)]
         + [f"categorical__ocean_proximity_{c}" for c in CATEGORIES]
         + ["numeric__housing_median_age"]
@@ -144,12 +163,15 @@ def test_a_row_alone_in_a_batch_or_unseen_gives_the_same_features(spec, xy) -> N
     pd.testing.assert_frame_equal(out[rest], together.iloc[[0, 1]][rest])
 
 
-@pytest.mark.parametrize("imputer", [
-    {"strategy": "median", "params": {}},
-    {"strategy": "mean", "params": {}},
-    {"strategy": "knn", "params": {"n_neighbors": 3}},
-    {"strategy": "iterative", "params": {"max_iter": 2, "n_estimators": 5, "max_depth": 4}},
-])
+@pytest.mark.parametrize(
+    "imputer",
+    [
+        {"strategy": "median", "params": {}},
+        {"strategy": "mean", "params": {}},
+        {"strategy": "knn", "params": {"n_neighbors": 3}},
+        {"strategy": "iterative", "params": {"max_iter": 2, "n_estimators": 5, "max_depth": 4}},
+    ],
+)
 def test_nan_in_every_numeric_column_at_predict_time_is_imputed(cfg, xy, imputer) -> None:
     X, y = xy
     spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer=imputer)
@@ -186,6 +208,7 @@ def test_zero_denominator_in_the_preprocessor_gets_the_fitted_median_ratio(spec,
 
 def test_cluster_similarity_weighted_by_target_really_uses_y(sample: pd.DataFrame) -> None:
     coords, y = sample[["longitude", "latitude"]], sample[TARGET]
+
     def centres(weighted: bool, target: Any) -> np.ndarray:
         cs = ClusterSimilarity(n_clusters=5, weighted_by_target=weighted, random_state=0)
         return cs.fit(coords, target).cluster_centers_
@@ -219,8 +242,14 @@ def test_fitted_preprocessor_survives_clone_and_pickle(spec, xy) -> None:
 
 def test_feature_spec_json_round_trip(cfg) -> None:
     spec = feature_spec_from_config(
-        cfg.data, imputer={"strategy": "knn", "params": {"n_neighbors": 3}}, n_clusters=7,
-        gamma=0.5, cluster_weighted_by_target=True, cluster_n_init=2, seed=7)
+        cfg.data,
+        imputer={"strategy": "knn", "params": {"n_neighbors": 3}},
+        n_clusters=7,
+        gamma=0.5,
+        cluster_weighted_by_target=True,
+        cluster_n_init=2,
+        seed=7,
+    )
     text = json.dumps(spec.to_dict())
     again = FeatureSpec.from_dict(json.loads(text))
     assert again == spec
@@ -239,31 +268,46 @@ def test_roles_come_from_config(cfg) -> None:
 
 
 def test_another_dataset_needs_only_its_data_config() -> None:
-    data = DataConfig(source="other.csv", target="price", columns={
-        "area": ColumnConfig(role="numeric"), "lat": ColumnConfig(role="geo"),
-        "lon": ColumnConfig(role="geo"), "price": ColumnConfig(role="target")})
+    data = DataConfig(
+        source="other.csv",
+        target="price",
+        columns={
+            "area": ColumnConfig(role="numeric"),
+            "lat": ColumnConfig(role="geo"),
+            "lon": ColumnConfig(role="geo"),
+            "price": ColumnConfig(role="target"),
+        },
+    )
     spec = feature_spec_from_config(data, n_clusters=2)
     assert (spec.numeric, spec.geo, spec.categorical) == (["area"], ["lat", "lon"], {})
     assert (spec.ratios, spec.log_columns) == ([], [])  # California defaults do not apply
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.uniform(1, 2, (30, 3)), columns=["area", "lat", "lon"])
     out = build_preprocessor(spec).fit_transform(X, rng.uniform(1, 2, 30))
-    assert list(out.columns) == ["geo__cluster_0_similarity", "geo__cluster_1_similarity",
-                                 "numeric__area"]
+    assert list(out.columns) == [
+        "geo__cluster_0_similarity",
+        "geo__cluster_1_similarity",
+        "numeric__area",
+    ]
 
 
-@pytest.mark.parametrize(("choices", "key"), [
-    ({"ratios": [{"name": "r", "numerator": "longitude", "denominator": "households"}]},
-     "features.ratios[0].numerator"),
-    ({"ratios": [{"name": "r", "numerator": "population"}]}, "features.ratios[0]"),
-    ({"log_columns": ["ocean_proximity"]}, "features.log_columns[0]"),
-    ({"n_clusters": 1}, "features.n_clusters"),
-    ({"gamma": 0.0}, "features.gamma"),
-    ({"cluster_n_init": 0}, "features.cluster_n_init"),
-    ({"imputer": {"strategy": "zero", "params": {}}}, "impute.strategy"),
-    ({"typo": 1}, "features.typo"),
-    ({"numeric": ["total_rooms"]}, "data.columns roles"),
-])
+@pytest.mark.parametrize(
+    ("choices", "key"),
+    [
+        (
+            {"ratios": [{"name": "r", "numerator": "longitude", "denominator": "households"}]},
+            "features.ratios[0].numerator",
+        ),
+        ({"ratios": [{"name": "r", "numerator": "population"}]}, "features.ratios[0]"),
+        ({"log_columns": ["ocean_proximity"]}, "features.log_columns[0]"),
+        ({"n_clusters": 1}, "features.n_clusters"),
+        ({"gamma": 0.0}, "features.gamma"),
+        ({"cluster_n_init": 0}, "features.cluster_n_init"),
+        ({"imputer": {"strategy": "zero", "params": {}}}, "impute.strategy"),
+        ({"typo": 1}, "features.typo"),
+        ({"numeric": ["total_rooms"]}, "data.columns roles"),
+    ],
+)
 def test_bad_feature_spec_names_the_field(cfg, choices, key) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("[", r"\[")) as info:
         feature_spec_from_config(cfg.data, **choices)

@@ -23,8 +23,12 @@ from housing_mlops.imputation import (
 
 TARGET = "median_house_value"
 # Same names as config impute.strategies, with a cheaper forest to keep the tests fast.
-FAST = {"median": {}, "mean": {}, "knn": {"n_neighbors": 5},
-        "iterative": {"max_iter": 2, "n_estimators": 5, "max_depth": 6}}
+FAST = {
+    "median": {},
+    "mean": {},
+    "knn": {"n_neighbors": 5},
+    "iterative": {"max_iter": 2, "n_estimators": 5, "max_depth": 6},
+}
 
 
 @pytest.fixture(scope="module")
@@ -75,14 +79,17 @@ def test_make_imputer_builds_each_strategy_with_bounded_cost() -> None:
     assert iterative.estimator.random_state == 3
 
 
-@pytest.mark.parametrize(("spec", "pattern"), [
-    ({"strategy": "zero"}, r"impute\.strategy' = 'zero'.*median \| mean \| knn \| iterative"),
-    ({"params": {}}, r"impute\.strategy' = None"),
-    ({"strategy": "median", "params": {"k": 3}}, r"impute\.params\.k' .*strategy 'median'"),
-    ({"strategy": "knn", "params": {"n_neighbors": 0}}, r"impute\.params\.n_neighbors' = 0"),
-    ({"strategy": "iterative", "params": {"max_iter": 1.5}}, r"impute\.params\.max_iter'"),
-    ({"strategy": "knn", "k": 3}, r"impute\.k'"),
-])
+@pytest.mark.parametrize(
+    ("spec", "pattern"),
+    [
+        ({"strategy": "zero"}, r"impute\.strategy' = 'zero'.*median \| mean \| knn \| iterative"),
+        ({"params": {}}, r"impute\.strategy' = None"),
+        ({"strategy": "median", "params": {"k": 3}}, r"impute\.params\.k' .*strategy 'median'"),
+        ({"strategy": "knn", "params": {"n_neighbors": 0}}, r"impute\.params\.n_neighbors' = 0"),
+        ({"strategy": "iterative", "params": {"max_iter": 1.5}}, r"impute\.params\.max_iter'"),
+        ({"strategy": "knn", "k": 3}, r"impute\.k'"),
+    ],
+)
 def test_bad_imputer_config_names_the_key(spec: dict, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern) as info:
         make_imputer(spec)
@@ -158,16 +165,18 @@ def _scores(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
 
 
 def test_pick_winner_takes_lowest_mean_rmse_over_columns() -> None:
-    scores = _scores([("median", "a", 1.0), ("median", "b", 9.0),
-                      ("knn", "a", 2.0), ("knn", "b", 4.0)])
+    scores = _scores([("median", "a", 1.0), ("median", "b", 9.0), ("knn", "a", 2.0), ("knn", "b", 4.0)])
     assert pick_winner(scores) == "knn"  # worse on a, better on average
 
 
-@pytest.mark.parametrize(("tied", "winner"), [
-    (["iterative", "knn"], "knn"),
-    (["iterative", "mean", "median"], "median"),
-    (["knn", "mean"], "mean"),
-])
+@pytest.mark.parametrize(
+    ("tied", "winner"),
+    [
+        (["iterative", "knn"], "knn"),
+        (["iterative", "mean", "median"], "median"),
+        (["knn", "mean"], "mean"),
+    ],
+)
 def test_pick_winner_breaks_ties_towards_the_simpler_strategy(tied, winner) -> None:
     scores = _scores([(name, "a", 5.0) for name in tied] + [("other", "a", 6.0)])
     assert pick_winner(scores) == winner

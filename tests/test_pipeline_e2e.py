@@ -3,13 +3,13 @@
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from housing_mlops.source import sha256_file
 from tests.conftest import Store
 
 pytestmark = pytest.mark.e2e
+DATA_STEPS = ("-P", "steps=ingest,split")
 
 
 def step_runs(store: Store, step: str) -> list:
@@ -21,8 +21,9 @@ def pipeline_runs(store: Store) -> list:
 
 
 def assert_artifacts_match_digests(store: Store, run, tmp_path: Path) -> None:
-    digests = {k.removeprefix("housing.digest."): v for k, v in run.data.tags.items()
-               if k.startswith("housing.digest.")}
+    digests = {
+        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
+    }
     assert digests, f"run {run.info.run_id} has no digest tags"
     for name, digest in digests.items():
         path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path))
@@ -30,7 +31,7 @@ def assert_artifacts_match_digests(store: Store, run, tmp_path: Path) -> None:
 
 
 def test_pipeline_chains_steps_caches_and_reruns_only_downstream(store: Store, tmp_path: Path) -> None:
-    first = store.mlflow_run()
+    first = store.mlflow_run(*DATA_STEPS)
     assert "[ingest] running" in first.stdout and "[split] running" in first.stdout
     (parent,) = pipeline_runs(store)
     (ingest,), (split,) = step_runs(store, "ingest"), step_runs(store, "split")
@@ -48,7 +49,7 @@ def test_pipeline_chains_steps_caches_and_reruns_only_downstream(store: Store, t
     assert [s["status"] for s in json.loads(Path(pipeline).read_text())["steps"]] == ["ran", "ran"]
 
     # nothing changed: no step re-executes, each reuse is recorded on the new parent run
-    second = store.mlflow_run()
+    second = store.mlflow_run(*DATA_STEPS)
     assert "running" not in second.stdout
     assert len(step_runs(store, "ingest")) == 1 and len(step_runs(store, "split")) == 1
     newest = pipeline_runs(store)[0]
@@ -56,12 +57,12 @@ def test_pipeline_chains_steps_caches_and_reruns_only_downstream(store: Store, t
     assert newest.data.tags["housing.step.split.run_id"] == split.info.run_id
 
     # a split setting changes: split (forced or not) re-runs, ingest is reused
-    store.mlflow_run(hydra="split.test_size=0.25 pipeline.force=[split]")
+    store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25 pipeline.force=[split]")
     assert len(step_runs(store, "ingest")) == 1
     resplit = step_runs(store, "split")[0]
     assert resplit.data.metrics["test_rows"] == 500.0
     assert resplit.data.tags["housing.upstream.ingest"] == ingest.info.run_id
-    store.mlflow_run(hydra="split.test_size=0.25")
+    store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25")
     assert len(step_runs(store, "split")) == 2, "the forced run is a valid cache entry"
 
     # one step on its own resolves its inputs from the newest cache-valid upstream run

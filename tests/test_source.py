@@ -48,9 +48,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, Path, list[str]]]:
     www.mkdir()
     hits: list[str] = []
     handler = type("H", (_Handler,), {"hits": hits})
-    httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), lambda *a: handler(*a, directory=str(www))
-    )
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: handler(*a, directory=str(www)))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}", www, hits
     httpd.shutdown()
@@ -113,8 +111,10 @@ def test_unsupported_suffix(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("members", "match"),
-    [({"README": b"hi"}, r"exactly one CSV, found \[\]"),
-     ({"a.csv": b"x\n1\n", "b.csv": b"x\n2\n"}, r"exactly one CSV, found \['a.csv', 'b.csv'\]")],
+    [
+        ({"README": b"hi"}, r"exactly one CSV, found \[\]"),
+        ({"a.csv": b"x\n1\n", "b.csv": b"x\n2\n"}, r"exactly one CSV, found \['a.csv', 'b.csv'\]"),
+    ],
 )
 def test_archive_without_exactly_one_csv(tmp_path: Path, members: dict, match: str) -> None:
     archive = make_tgz(tmp_path / "bad.tgz", members)

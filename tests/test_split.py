@@ -23,5 +23,5 @@ def test_real_data_gives_geron_sizes_and_strata(full_data: pd.DataFrame, cfg) ->
 def test_value_outside_strata_bins_is_an_error(full_data: pd.DataFrame, cfg) -> None:
     df = full_data.copy()
     df.loc[0, "median_income"] = -1.0
-    with pytest.raises(SchemaError, match="median_income.*data.stratify.bins"):
+    with pytest.raises(SchemaError, match=r"median_income.*data\.stratify\.bins"):
         split(df, cfg.data, cfg.split)

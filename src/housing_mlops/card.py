@@ -19,36 +19,36 @@ def model_card(
         for name in ("wmape", "mae", "rmse", "r2", "mape", "median_ape", "within_10pct")
     )
     steps = "\n".join(f"| {step} | `{run_id}` |" for step, run_id in lineage.items())
-    return f"""## {best['family']} ({best['estimator']})
+    return f"""## {best["family"]} ({best["estimator"]})
 
-Trained {trained_at} on {data['train_rows']} rows; scored once on the sealed test set
-({data['test_rows']} rows). Fractions, not percents.
+Trained {trained_at} on {data["train_rows"]} rows; scored once on the sealed test set
+({data["test_rows"]} rows). Fractions, not percents.
 
 | metric | CV on train | test |
 |---|---|---|
 {metrics}
 
-**Promotion gate:** {'promote' if verdict['promote'] else 'hold'}: {verdict['reason']}
+**Promotion gate:** {"promote" if verdict["promote"] else "hold"}: {verdict["reason"]}
 
-**Hardware target:** `{hardware['target']}`: {hardware['rationale']}
+**Hardware target:** `{hardware["target"]}`: {hardware["rationale"]}
 
 ### Hyperparameters
 | parameter | value |
 |---|---|
 {params}
 
-Geo clusters: K = {best['feature_spec']['n_clusters']}, gamma = {best['feature_spec']['gamma']:.4g};
-imputer: {best['feature_spec']['imputer']['strategy']}.
-Sweep: study `{best['study']['name']}`, best trial {best['study']['best_trial']}, trials {best['study']['trials']}.
+Geo clusters: K = {best["feature_spec"]["n_clusters"]}, gamma = {best["feature_spec"]["gamma"]:.4g};
+imputer: {best["feature_spec"]["imputer"]["strategy"]}.
+Sweep: study `{best["study"]["name"]}`, best trial {best["study"]["best_trial"]}, trials {best["study"]["trials"]}.
 
 ### Data
-- raw data sha256 `{data['sha256']}` ({data['rows']} rows)
-- train.parquet sha256 `{data['train_sha256']}`, test.parquet sha256 `{data['test_sha256']}`
+- raw data sha256 `{data["sha256"]}` ({data["rows"]} rows)
+- train.parquet sha256 `{data["train_sha256"]}`, test.parquet sha256 `{data["test_sha256"]}`
 
 ### Lineage
 | step | run id |
 |---|---|
 {steps}
 
-Code: git `{code['sha']}`{' (dirty working tree)' if code['dirty'] == 'true' else ''}.
+Code: git `{code["sha"]}`{" (dirty working tree)" if code["dirty"] == "true" else ""}.
 """

@@ -26,7 +26,10 @@ def silhouette_scan(
         model = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
         labels = model.fit_predict(sample, sample_weight=sample_weight)
         records.append(
-            {"k": k, "inertia": float(model.inertia_),
-             "silhouette": float(silhouette_score(sample, labels, random_state=seed))}
+            {
+                "k": k,
+                "inertia": float(model.inertia_),
+                "silhouette": float(silhouette_score(sample, labels, random_state=seed)),
+            }
         )
     return pd.DataFrame(records)

@@ -80,13 +80,25 @@ class DataConfig:
         _require(0 <= share < 1, "data.max_out_of_range_share", share, "in [0, 1)")
         for name, col in self.columns.items():
             _require(col.role in ROLES, f"data.columns.{name}.role", col.role, " | ".join(ROLES))
-            _require(col.dtype in ("float", "int", "str"), f"data.columns.{name}.dtype",
-                     col.dtype, "float | int | str")
+            _require(
+                col.dtype in ("float", "int", "str"),
+                f"data.columns.{name}.dtype",
+                col.dtype,
+                "float | int | str",
+            )
         targets = [n for n, c in self.columns.items() if c.role == "target"]
-        _require(targets == [self.target], "data.target", self.target,
-                 f"the one column with role 'target' (found {targets})")
-        _require(self.stratify.column in self.columns, "data.stratify.column",
-                 self.stratify.column, f"one of {sorted(self.columns)}")
+        _require(
+            targets == [self.target],
+            "data.target",
+            self.target,
+            f"the one column with role 'target' (found {targets})",
+        )
+        _require(
+            self.stratify.column in self.columns,
+            "data.stratify.column",
+            self.stratify.column,
+            f"one of {sorted(self.columns)}",
+        )
         numeric = self.features("numeric")
         for i, ratio in enumerate(self.ratios):
             for part in ("numerator", "denominator"):
@@ -95,8 +107,12 @@ class DataConfig:
         for name in self.log_columns:
             _require(name in numeric, "data.log_columns", name, f"numeric columns {numeric}")
         bins = self.stratify.bins
-        _require(len(bins) >= 3 and bins == sorted(bins), "data.stratify.bins", bins,
-                 "at least 3 increasing edges")
+        _require(
+            len(bins) >= 3 and bins == sorted(bins),
+            "data.stratify.bins",
+            bins,
+            "at least 3 increasing edges",
+        )
 
     def features(self, *roles: str) -> list[str]:
         """Feature columns with the given roles (all non-target roles when none given)."""
@@ -148,11 +164,19 @@ class FeaturesConfig:
         _require(self.k_step >= 1, "features.k_step", self.k_step, ">= 1")
         _require(all(k >= 2 for k in self.cv_ks), "features.cv_ks", self.cv_ks, "values >= 2")
         _require(self.cv_folds >= 2, "features.cv_folds", self.cv_folds, ">= 2")
-        _require(self.selection in ("cv", "silhouette"), "features.selection", self.selection,
-                 "cv | silhouette")
+        _require(
+            self.selection in ("cv", "silhouette"),
+            "features.selection",
+            self.selection,
+            "cv | silhouette",
+        )
         _require(self.gamma > 0, "features.gamma", self.gamma, "> 0")
-        _require(self.silhouette_sample >= 100, "features.silhouette_sample",
-                 self.silhouette_sample, ">= 100")
+        _require(
+            self.silhouette_sample >= 100,
+            "features.silhouette_sample",
+            self.silhouette_sample,
+            ">= 100",
+        )
 
 
 @dataclass
@@ -168,8 +192,12 @@ class SpaceParam:
 def _check_space(prefix: str, space: dict[str, SpaceParam]) -> None:
     for key, param in space.items():
         where = f"{prefix}.{key}"
-        _require(param.type in ("float", "int", "categorical"), f"{where}.type", param.type,
-                 "float | int | categorical")
+        _require(
+            param.type in ("float", "int", "categorical"),
+            f"{where}.type",
+            param.type,
+            "float | int | categorical",
+        )
         if param.type == "categorical":
             _require(bool(param.choices), f"{where}.choices", param.choices, "a non-empty list")
         else:
@@ -195,7 +223,12 @@ class ModelsConfig:
     def validate(self) -> None:
         _require(bool(self.candidates), "models.candidates", self.candidates, "at least one family")
         for name in self.candidates:
-            _require(name in self.zoo, "models.candidates", name, f"families in models.zoo {list(self.zoo)}")
+            _require(
+                name in self.zoo,
+                "models.candidates",
+                name,
+                f"families in models.zoo {list(self.zoo)}",
+            )
         _require(self.grid in ("fast", "full"), "models.grid", self.grid, "fast | full")
         for name, model in self.zoo.items():
             module, _, cls = model.estimator.rpartition(".")
@@ -216,8 +249,12 @@ class SelectConfig:
     def validate(self) -> None:
         _require(self.folds >= 2, "select.folds", self.folds, ">= 2")
         _require(self.n_jobs >= 1, "select.n_jobs", self.n_jobs, ">= 1")
-        _require(self.candidate_timeout_s > 0, "select.candidate_timeout_s",
-                 self.candidate_timeout_s, "> 0")
+        _require(
+            self.candidate_timeout_s > 0,
+            "select.candidate_timeout_s",
+            self.candidate_timeout_s,
+            "> 0",
+        )
 
 
 @dataclass
@@ -236,11 +273,20 @@ class SweepConfig:
 
     def validate(self) -> None:
         _require(self.n_trials >= 1, "sweep.n_trials", self.n_trials, ">= 1")
-        _require(self.timeout_s is None or self.timeout_s > 0, "sweep.timeout_s", self.timeout_s, "> 0 or null")
+        _require(
+            self.timeout_s is None or self.timeout_s > 0,
+            "sweep.timeout_s",
+            self.timeout_s,
+            "> 0 or null",
+        )
         _require(self.folds >= 2, "sweep.folds", self.folds, ">= 2")
         _require(self.sampler in ("tpe", "random"), "sweep.sampler", self.sampler, "tpe | random")
-        _require(self.pruner in ("median", "wilcoxon", "none"), "sweep.pruner", self.pruner,
-                 "median | wilcoxon | none")
+        _require(
+            self.pruner in ("median", "wilcoxon", "none"),
+            "sweep.pruner",
+            self.pruner,
+            "median | wilcoxon | none",
+        )
         _require(self.n_workers >= 1, "sweep.n_workers", self.n_workers, ">= 1")
         _require(self.n_startup_trials >= 0, "sweep.n_startup_trials", self.n_startup_trials, ">= 0")
         for key in self.feature_space:
@@ -262,7 +308,12 @@ class RegistryConfig:
         _require(bool(self.model_name), "registry.model_name", self.model_name, "a name")
         _require(self.min_improvement >= 0, "registry.min_improvement", self.min_improvement, ">= 0")
         _require(self.max_wmape > 0, "registry.max_wmape", self.max_wmape, "> 0")
-        _require(self.max_p95_latency_ms > 0, "registry.max_p95_latency_ms", self.max_p95_latency_ms, "> 0")
+        _require(
+            self.max_p95_latency_ms > 0,
+            "registry.max_p95_latency_ms",
+            self.max_p95_latency_ms,
+            "> 0",
+        )
         _require(self.latency_calls >= 10, "registry.latency_calls", self.latency_calls, ">= 10")
 
 
@@ -289,8 +340,16 @@ class RuleConfig:
 
 
 TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")
-FACTS = ("colocated_with_data", "research", "high_volume_predictable", "on_device", "fits_edge",
-         "host_amx", "host_gpu", "dense_model")
+FACTS = (
+    "colocated_with_data",
+    "research",
+    "high_volume_predictable",
+    "on_device",
+    "fits_edge",
+    "host_amx",
+    "host_gpu",
+    "dense_model",
+)
 
 
 @dataclass
@@ -302,11 +361,20 @@ class DeploymentConfig:
 
     def validate(self) -> None:
         for i, rule in enumerate(self.rules):
-            _require(rule.target in TARGETS, f"deployment.rules[{i}].target", rule.target, " | ".join(TARGETS))
+            _require(
+                rule.target in TARGETS,
+                f"deployment.rules[{i}].target",
+                rule.target,
+                " | ".join(TARGETS),
+            )
             for key in rule.when:
                 _require(key in FACTS, f"deployment.rules[{i}].when", key, " | ".join(FACTS))
-        _require(bool(self.rules) and not self.rules[-1].when, "deployment.rules", len(self.rules),
-                 "a list ending with a catch-all rule (`when: {}`)")
+        _require(
+            bool(self.rules) and not self.rules[-1].when,
+            "deployment.rules",
+            len(self.rules),
+            "a list ending with a catch-all rule (`when: {}`)",
+        )
 
 
 @dataclass
@@ -343,8 +411,18 @@ class Config:
 
     def validate(self) -> None:
         self.data.download.validate()
-        for section in (self.data, self.split, self.impute, self.features, self.models,
-                        self.select, self.sweep, self.registry, self.deployment, self.pipeline):
+        for section in (
+            self.data,
+            self.split,
+            self.impute,
+            self.features,
+            self.models,
+            self.select,
+            self.sweep,
+            self.registry,
+            self.deployment,
+            self.pipeline,
+        ):
             section.validate()
 
 

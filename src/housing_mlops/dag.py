@@ -23,7 +23,10 @@ STEPS: dict[str, StepSpec] = {
         StepSpec("features", ("split", "impute"), ("data", "features"), ("feature_spec.json",)),
         StepSpec("select", ("split", "features"), ("data", "models", "select"), ("selection.json",)),
         StepSpec(
-            "sweep", ("split", "features", "select"), ("data", "models", "sweep"), ("best_params.yaml",)
+            "sweep",
+            ("split", "features", "select"),
+            ("data", "models", "sweep"),
+            ("best_params.yaml",),
         ),
         StepSpec(
             "register",

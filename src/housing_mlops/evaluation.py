@@ -63,9 +63,7 @@ def cross_validate(
             if on_fold is not None:
                 on_fold(i, rows[-1])
     else:
-        rows = Parallel(n_jobs=n_jobs)(
-            delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in splits
-        )
+        rows = Parallel(n_jobs=n_jobs)(delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in splits)
     return pd.DataFrame(rows).rename_axis("fold").reset_index()
 
 
@@ -75,6 +73,12 @@ def segment_wmape(segments: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray)
     rows = []
     for column in segments.columns:
         for value, group in frame.groupby(column, observed=True):
-            rows.append({"segment": column, "value": str(value), "rows": len(group),
-                         "wmape": float(group["_abs_err"].sum() / group["_abs_y"].sum())})
+            rows.append(
+                {
+                    "segment": column,
+                    "value": str(value),
+                    "rows": len(group),
+                    "wmape": float(group["_abs_err"].sum() / group["_abs_y"].sum()),
+                }
+            )
     return pd.DataFrame(rows)

@@ -59,8 +59,7 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         if not ratios:
             raise ValueError("RatioFeatures: ratios is empty; give at least one ratio")
         names = _input_names(self)
-        self.pairs_ = [(self._locate(r, "numerator", names), self._locate(r, "denominator", names))
-                       for r in ratios]
+        self.pairs_ = [(self._locate(r, "numerator", names), self._locate(r, "denominator", names)) for r in ratios]
         return self
 
     def transform(self, X: Any) -> np.ndarray:
@@ -82,8 +81,7 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         ratios = DEFAULT_RATIOS if self.ratios is None else self.ratios
         for ratio in ratios:
             if not isinstance(ratio, Mapping) or set(ratio) != set(_RATIO_KEYS):
-                raise ValueError(f"RatioFeatures: ratio {ratio!r} must have exactly the keys "
-                                 f"{list(_RATIO_KEYS)}")
+                raise ValueError(f"RatioFeatures: ratio {ratio!r} must have exactly the keys {list(_RATIO_KEYS)}")
         return list(ratios)
 
     @staticmethod
@@ -91,12 +89,12 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         ref = ratio[key]
         if isinstance(ref, int) and not isinstance(ref, bool):
             if not 0 <= ref < len(names):
-                raise ValueError(f"RatioFeatures: ratio {ratio['name']!r} {key} is column {ref} "
-                                 f"but X has n_features = {len(names)}")
+                raise ValueError(
+                    f"RatioFeatures: ratio {ratio['name']!r} {key} is column {ref} but X has n_features = {len(names)}"
+                )
             return ref
         if ref not in names:
-            raise ValueError(f"RatioFeatures: ratio {ratio['name']!r} {key} {ref!r} is not an "
-                             f"input column {names}")
+            raise ValueError(f"RatioFeatures: ratio {ratio['name']!r} {key} {ref!r} is not an input column {names}")
         return names.index(ref)
 
     def __sklearn_tags__(self) -> Tags:
@@ -113,8 +111,14 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
     Pipeline passes fit's y down, so only the training fold's target is ever used.
     """
 
-    def __init__(self, n_clusters: int = 10, gamma: float = 1.0, weighted_by_target: bool = False,
-                 n_init: int = 1, random_state: int | None = None) -> None:
+    def __init__(
+        self,
+        n_clusters: int = 10,
+        gamma: float = 1.0,
+        weighted_by_target: bool = False,
+        n_init: int = 1,
+        random_state: int | None = None,
+    ) -> None:
         self.n_clusters = n_clusters
         self.gamma = gamma
         self.weighted_by_target = weighted_by_target
@@ -127,13 +131,15 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
         if self.weighted_by_target and y is not None:
             weight = np.asarray(y, dtype=np.float64).reshape(-1)
             if weight.shape[0] != X.shape[0]:
-                raise ValueError(f"ClusterSimilarity: y has {weight.shape[0]} values for "
-                                 f"{X.shape[0]} rows")
+                raise ValueError(f"ClusterSimilarity: y has {weight.shape[0]} values for {X.shape[0]} rows")
             if not np.isfinite(weight).all() or (weight < 0).any() or weight.sum() <= 0:
-                raise ValueError("ClusterSimilarity: weighted_by_target=True needs a finite, "
-                                 "non-negative target with a positive sum; set it to False")
-        self.kmeans_ = KMeans(n_clusters=self.n_clusters, n_init=self.n_init,
-                              random_state=self.random_state).fit(X, sample_weight=weight)
+                raise ValueError(
+                    "ClusterSimilarity: weighted_by_target=True needs a finite, "
+                    "non-negative target with a positive sum; set it to False"
+                )
+        self.kmeans_ = KMeans(n_clusters=self.n_clusters, n_init=self.n_init, random_state=self.random_state).fit(
+            X, sample_weight=weight
+        )
         self.cluster_centers_ = self.kmeans_.cluster_centers_
         return self
 
@@ -176,8 +182,7 @@ class FeatureSpec:
 
     def validate(self) -> None:
         def fail(key: str, value: Any, allowed: str) -> None:
-            raise ConfigError(f"config key 'features.{key}' = {value!r} is not allowed: "
-                              f"expected {allowed}")
+            raise ConfigError(f"config key 'features.{key}' = {value!r} is not allowed: expected {allowed}")
 
         numeric = set(self.numeric)
         for key, columns in (("geo", self.geo), ("categorical", list(self.categorical))):
@@ -185,8 +190,11 @@ class FeatureSpec:
                 fail(key, sorted(numeric & set(columns)), "columns not also listed as numeric")
         for column, categories in self.categorical.items():
             if not categories or not all(isinstance(c, str) for c in categories):
-                fail(f"categorical.{column}", categories,
-                     f"a non-empty list of strings (data.columns.{column}.categories)")
+                fail(
+                    f"categorical.{column}",
+                    categories,
+                    f"a non-empty list of strings (data.columns.{column}.categories)",
+                )
         for i, ratio in enumerate(self.ratios):
             if not isinstance(ratio, Mapping) or set(ratio) != set(_RATIO_KEYS):
                 fail(f"ratios[{i}]", ratio, f"a mapping with exactly the keys {list(_RATIO_KEYS)}")
@@ -221,8 +229,7 @@ class FeatureSpec:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ConfigError(f"config key 'features.{unknown[0]}' is not allowed: "
-                              f"expected keys among {sorted(known)}")
+            raise ConfigError(f"config key 'features.{unknown[0]}' is not allowed: expected keys among {sorted(known)}")
         return cls(**{k: _plain_copy(v) for k, v in data.items()})
 
 
@@ -247,15 +254,19 @@ def feature_spec_from_config(data: DataConfig, **choices: Any) -> FeatureSpec:
     """
     roles = {"numeric", "geo", "categorical"}
     if roles & set(choices):
-        raise ConfigError(f"features {sorted(roles & set(choices))} come from config "
-                          "data.columns roles; do not pass them as choices")
+        raise ConfigError(
+            f"features {sorted(roles & set(choices))} come from config data.columns roles; do not pass them as choices"
+        )
     numeric = data.features("numeric")
     categorical = {c: list(data.columns[c].categories or []) for c in data.features("categorical")}
-    choices.setdefault("ratios", [dict(r) for r in DEFAULT_RATIOS
-                                  if {r["numerator"], r["denominator"]} <= set(numeric)])
+    choices.setdefault(
+        "ratios",
+        [dict(r) for r in DEFAULT_RATIOS if {r["numerator"], r["denominator"]} <= set(numeric)],
+    )
     choices.setdefault("log_columns", [c for c in DEFAULT_LOG_COLUMNS if c in numeric])
-    return FeatureSpec.from_dict({"numeric": numeric, "geo": data.features("geo"),
-                                  "categorical": categorical, **choices})
+    return FeatureSpec.from_dict(
+        {"numeric": numeric, "geo": data.features("geo"), "categorical": categorical, **choices}
+    )
 
 
 def build_preprocessor(spec: FeatureSpec) -> Pipeline:
@@ -273,24 +284,32 @@ def build_preprocessor(spec: FeatureSpec) -> Pipeline:
     )
     branches: list[tuple[str, Any, list[str]]] = []
     if spec.ratios:
-        used = list(dict.fromkeys(c for r in spec.ratios for c in (r["numerator"],
-                                                                    r["denominator"])))
-        ratio = make_pipeline(RatioFeatures([dict(r) for r in spec.ratios]),
-                              SimpleImputer(strategy="median"), StandardScaler())
+        used = list(dict.fromkeys(c for r in spec.ratios for c in (r["numerator"], r["denominator"])))
+        ratio = make_pipeline(
+            RatioFeatures([dict(r) for r in spec.ratios]),
+            SimpleImputer(strategy="median"),
+            StandardScaler(),
+        )
         branches.append(("ratio", ratio, used))
     if spec.log_columns:
-        log = make_pipeline(FunctionTransformer(_log1p_clipped, feature_names_out="one-to-one"),
-                            StandardScaler())
+        log = make_pipeline(FunctionTransformer(_log1p_clipped, feature_names_out="one-to-one"), StandardScaler())
         branches.append(("log", log, list(spec.log_columns)))
     if spec.geo:
-        clusters = ClusterSimilarity(n_clusters=spec.n_clusters, gamma=spec.gamma,
-                                     weighted_by_target=spec.cluster_weighted_by_target,
-                                     n_init=spec.cluster_n_init, random_state=spec.seed)
+        clusters = ClusterSimilarity(
+            n_clusters=spec.n_clusters,
+            gamma=spec.gamma,
+            weighted_by_target=spec.cluster_weighted_by_target,
+            n_init=spec.cluster_n_init,
+            random_state=spec.seed,
+        )
         branches.append(("geo", clusters, list(spec.geo)))
     if spec.categorical:
         # Fixed categories from config: the same columns in every fold; unseen -> all zeros.
-        onehot = OneHotEncoder(categories=[list(c) for c in spec.categorical.values()],
-                               handle_unknown="ignore", sparse_output=False)
+        onehot = OneHotEncoder(
+            categories=[list(c) for c in spec.categorical.values()],
+            handle_unknown="ignore",
+            sparse_output=False,
+        )
         branches.append(("categorical", onehot, list(spec.categorical)))
     rest = [c for c in spec.numeric if c not in spec.log_columns]
     if rest:

@@ -15,16 +15,26 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ISA_FLAGS = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_bf16", "avx512_vnni",
-             "amx_tile", "amx_bf16", "amx_int8", "neon", "sve")
+ISA_FLAGS = (
+    "sse4_2",
+    "avx",
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_vnni",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+    "neon",
+    "sve",
+)
 
 
 def host_fingerprint(cpuinfo: Path = Path("/proc/cpuinfo"), meminfo: Path = Path("/proc/meminfo")) -> dict[str, Any]:
     """CPU model, cores, ISA flags, memory and GPU of this machine (Linux /proc; best effort)."""
     text = cpuinfo.read_text() if cpuinfo.exists() else ""
-    fields = dict(
-        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in text.splitlines()) if v
-    )
+    fields = dict((k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in text.splitlines()) if v)
     flags = set((fields.get("flags") or fields.get("Features") or "").split())
     memory_kb = 0
     if meminfo.exists():

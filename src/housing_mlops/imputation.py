@@ -78,18 +78,22 @@ def make_imputer(spec: Mapping[str, Any], seed: int | None = None) -> Any:
     random_state of the iterative strategy's forest."""
     unknown = sorted(set(spec) - {"strategy", "params"})
     if unknown:
-        raise ConfigError(f"config key 'impute.{unknown[0]}' is not allowed: "
-                          "expected only impute.strategy and impute.params")
+        raise ConfigError(
+            f"config key 'impute.{unknown[0]}' is not allowed: expected only impute.strategy and impute.params"
+        )
     strategy = spec.get("strategy")
     if strategy not in STRATEGIES:
-        raise ConfigError(f"config key 'impute.strategy' = {strategy!r} is not allowed: "
-                          f"expected {' | '.join(STRATEGIES)}")
+        raise ConfigError(
+            f"config key 'impute.strategy' = {strategy!r} is not allowed: expected {' | '.join(STRATEGIES)}"
+        )
     given = dict(spec.get("params") or {})
     allowed = DEFAULT_PARAMS[strategy]
     for key, value in given.items():
         if key not in allowed:
-            raise ConfigError(f"config key 'impute.params.{key}' is not allowed for strategy "
-                              f"{strategy!r}: expected keys among {sorted(allowed) or 'none'}")
+            raise ConfigError(
+                f"config key 'impute.params.{key}' is not allowed for strategy "
+                f"{strategy!r}: expected keys among {sorted(allowed) or 'none'}"
+            )
         _check_param(key, value)
     params = {**allowed, **given}
     if strategy in ("median", "mean"):
@@ -97,13 +101,20 @@ def make_imputer(spec: Mapping[str, Any], seed: int | None = None) -> Any:
     if strategy == "knn":
         return ScaledKNNImputer(n_neighbors=params["n_neighbors"])
     random_state = seed if params["random_state"] is None else params["random_state"]
-    forest = RandomForestRegressor(n_estimators=params["n_estimators"],
-                                   max_depth=params["max_depth"], random_state=random_state)
+    forest = RandomForestRegressor(
+        n_estimators=params["n_estimators"],
+        max_depth=params["max_depth"],
+        random_state=random_state,
+    )
     # skip_complete: only columns missing at fit get a forest (the cost that matters); a column
     # complete at fit but missing at predict falls back to initial_strategy, never an error.
-    return IterativeImputer(estimator=forest, max_iter=params["max_iter"],
-                            initial_strategy="median", skip_complete=True,
-                            random_state=random_state)
+    return IterativeImputer(
+        estimator=forest,
+        max_iter=params["max_iter"],
+        initial_strategy="median",
+        skip_complete=True,
+        random_state=random_state,
+    )
 
 
 def _check_param(key: str, value: Any) -> None:
@@ -112,8 +123,9 @@ def _check_param(key: str, value: Any) -> None:
     minimum = 0 if key == "random_state" else 1
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         nullable = " or null" if key in ("max_depth", "random_state") else ""
-        raise ConfigError(f"config key 'impute.params.{key}' = {value!r} is not allowed: "
-                          f"expected an integer >= {minimum}{nullable}")
+        raise ConfigError(
+            f"config key 'impute.params.{key}' = {value!r} is not allowed: expected an integer >= {minimum}{nullable}"
+        )
 
 
 def imputer_inputs(df: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
@@ -121,16 +133,20 @@ def imputer_inputs(df: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
     columns = data.features("numeric", "geo")
     missing = [c for c in columns if c not in df.columns]
     if missing:
-        raise SchemaError(f"column(s) {missing} declared numeric/geo in config data.columns "
-                          "are not in the frame")
+        raise SchemaError(f"column(s) {missing} declared numeric/geo in config data.columns are not in the frame")
     return df[columns]
 
 
 SCORE_COLUMNS = ("strategy", "column", "rmse_mean", "rmse_std", "seconds")
 
 
-def score_strategies(X: pd.DataFrame, strategies: Mapping[str, Mapping[str, Any]],
-                     n_folds: int, mask_fraction: float, seed: int) -> pd.DataFrame:
+def score_strategies(
+    X: pd.DataFrame,
+    strategies: Mapping[str, Mapping[str, Any]],
+    n_folds: int,
+    mask_fraction: float,
+    seed: int,
+) -> pd.DataFrame:
     """RMSE of each strategy at reconstructing randomly hidden known values.
 
     `strategies` maps a strategy name to its params, as config impute.strategies does.
@@ -138,22 +154,23 @@ def score_strategies(X: pd.DataFrame, strategies: Mapping[str, Mapping[str, Any]
     ddof=0) and seconds (mean fit+transform time); no rows when nothing is missing. Each fold
     hides `mask_fraction` of every such column's known values; all strategies see the same masks.
     """
-    bad = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])
-           or pd.api.types.is_bool_dtype(X[c])]
+    bad = [str(c) for c in X.columns if not pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])]
     if bad:
-        raise SchemaError(f"score_strategies: column(s) {bad} are not numeric; pass numeric "
-                          "feature columns only (e.g. imputer_inputs(df, data)), never the target")
+        raise SchemaError(
+            f"score_strategies: column(s) {bad} are not numeric; pass numeric "
+            "feature columns only (e.g. imputer_inputs(df, data)), never the target"
+        )
     if not 0 < mask_fraction < 1:
         raise ConfigError(f"mask_fraction = {mask_fraction!r} is not allowed: expected in (0, 1)")
     if n_folds < 1:
         raise ConfigError(f"n_folds = {n_folds!r} is not allowed: expected an integer >= 1")
     for name in strategies:
         if name not in STRATEGIES:
-            raise ConfigError(f"config key 'impute.strategies.{name}' is not allowed: "
-                              f"expected names among {' | '.join(STRATEGIES)}")
+            raise ConfigError(
+                f"config key 'impute.strategies.{name}' is not allowed: expected names among {' | '.join(STRATEGIES)}"
+            )
     # Built before any work, so a bad param fails at once, not after the first fold.
-    imputers = {name: make_imputer({"strategy": name, "params": params}, seed)
-                for name, params in strategies.items()}
+    imputers = {name: make_imputer({"strategy": name, "params": params}, seed) for name, params in strategies.items()}
     values = X.to_numpy(dtype=np.float64)
     scored = [j for j in range(values.shape[1]) if np.isnan(values[:, j]).any()]
     rng = np.random.default_rng(seed)
@@ -163,8 +180,9 @@ def score_strategies(X: pd.DataFrame, strategies: Mapping[str, Mapping[str, Any]
         for j in scored:
             known = np.flatnonzero(~np.isnan(values[:, j]))
             if known.size < 2:
-                raise SchemaError(f"column '{X.columns[j]}' has {known.size} known value(s); "
-                                  "at least 2 are needed to score imputers")
+                raise SchemaError(
+                    f"column '{X.columns[j]}' has {known.size} known value(s); at least 2 are needed to score imputers"
+                )
             count = min(max(1, round(mask_fraction * known.size)), known.size - 1)
             hidden[j] = rng.choice(known, size=count, replace=False)
             masked[hidden[j], j] = np.nan
@@ -178,14 +196,23 @@ def score_strategies(X: pd.DataFrame, strategies: Mapping[str, Mapping[str, Any]
             seconds = time.perf_counter() - start
             for j, rows in hidden.items():
                 error = filled[rows, j] - values[rows, j]
-                records.append({"strategy": name, "column": str(X.columns[j]), "fold": fold,
-                                "rmse": math.sqrt(float(np.mean(error**2))), "seconds": seconds})
+                records.append(
+                    {
+                        "strategy": name,
+                        "column": str(X.columns[j]),
+                        "fold": fold,
+                        "rmse": math.sqrt(float(np.mean(error**2))),
+                        "seconds": seconds,
+                    }
+                )
     if not records:
         return pd.DataFrame(columns=list(SCORE_COLUMNS))
     folds = pd.DataFrame(records)
     scores = folds.groupby(["strategy", "column"], sort=False).agg(
-        rmse_mean=("rmse", "mean"), rmse_std=("rmse", lambda s: float(np.std(s))),
-        seconds=("seconds", "mean"))
+        rmse_mean=("rmse", "mean"),
+        rmse_std=("rmse", lambda s: float(np.std(s))),
+        seconds=("seconds", "mean"),
+    )
     return scores.reset_index()
 
 

@@ -37,7 +37,7 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def wmape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Σ|y−ŷ| / Σ|y| = MAE / mean|y|."""
+    """Σ|y-ŷ| / Σ|y| = MAE / mean|y|."""
     y, p = _arrays(y_true, y_pred)
     denominator = np.sum(np.abs(y))
     return float(np.sum(np.abs(y - p)) / denominator) if denominator > 0 else float("nan")
@@ -61,7 +61,7 @@ def median_ape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 
 
 def smape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
-    """Mean of 2|y−ŷ| / (|y|+|ŷ|), in [0, 2]; rows where both are zero count as 0."""
+    """Mean of 2|y-ŷ| / (|y|+|ŷ|), in [0, 2]; rows where both are zero count as 0."""
     y, p = _arrays(y_true, y_pred)
     scale = np.abs(y) + np.abs(p)
     terms = np.divide(2 * np.abs(y - p), scale, out=np.zeros_like(scale), where=scale > 0)

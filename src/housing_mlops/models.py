@@ -30,6 +30,8 @@ def grid(model: ModelConfig, which: str) -> list[dict[str, Any]]:
 def make_pipeline(spec: FeatureSpec, estimator: BaseEstimator, memory: Any = None) -> Pipeline:
     """Preprocessing + regressor: the one object cross-validated, tuned and registered.
 
-    `memory` (a joblib.Memory) caches fitted preprocessing across candidates on the same fold.
+    The preprocessor's stages (impute, features) are steps of this Pipeline, so `memory`
+    (a joblib.Memory) reuses a fitted stage whose parameters and fold are unchanged: the
+    imputer across every candidate and trial, the features across those sharing K and gamma.
     """
-    return Pipeline([("preprocess", build_preprocessor(spec)), ("model", estimator)], memory=memory)
+    return Pipeline([*build_preprocessor(spec).steps, ("model", estimator)], memory=memory)

@@ -45,12 +45,16 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
                 records.append(record)
                 runs[step] = client.get_run(record.run_id)
                 mlflow.set_tags(
-                    {f"{tracking.TAG}.step.{step}": record.status,
-                     f"{tracking.TAG}.step.{step}.run_id": record.run_id}
+                    {
+                        f"{tracking.TAG}.step.{step}": record.status,
+                        f"{tracking.TAG}.step.{step}.run_id": record.run_id,
+                    }
                 )
         finally:
-            mlflow.log_dict({"parent_run_id": parent.info.run_id,
-                             "steps": [asdict(r) for r in records]}, "pipeline.json")
+            mlflow.log_dict(
+                {"parent_run_id": parent.info.run_id, "steps": [asdict(r) for r in records]},
+                "pipeline.json",
+            )
     return records
 
 
@@ -102,12 +106,11 @@ def _run_or_reuse(
 def _latest_child(client: MlflowClient, experiment_id: str, step: str) -> Run:
     """The step run `mlflow.run` just made under the active parent run."""
     parent = mlflow.active_run()
-    assert parent is not None  # noqa: S101 - only called inside the parent run
+    assert parent is not None
     return client.search_runs(
         [experiment_id],
         filter_string=(
-            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' "
-            f"and tags.`mlflow.project.entryPoint` = '{step}'"
+            f"tags.`mlflow.parentRunId` = '{parent.info.run_id}' and tags.`mlflow.project.entryPoint` = '{step}'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=1,

@@ -37,8 +37,9 @@ def decide(challenger: Contender, champion: Contender | None, cfg: RegistryConfi
     if not checks["max_wmape"]:
         reasons.append(f"test wMAPE {challenger.wmape:.4f} > registry.max_wmape {cfg.max_wmape}")
     if not checks["max_p95_latency_ms"]:
-        reasons.append(f"p95 latency {challenger.p95_latency_ms:.2f} ms > registry.max_p95_latency_ms "
-                       f"{cfg.max_p95_latency_ms}")
+        reasons.append(
+            f"p95 latency {challenger.p95_latency_ms:.2f} ms > registry.max_p95_latency_ms {cfg.max_p95_latency_ms}"
+        )
     if champion is not None:
         checks["schema"] = challenger.schema == champion.schema
         checks["min_improvement"] = challenger.wmape <= champion.wmape - cfg.min_improvement
@@ -51,8 +52,7 @@ def decide(challenger: Contender, champion: Contender | None, cfg: RegistryConfi
             )
     promote = all(checks.values())
     if promote:
-        against = (f"beats champion v{champion.version} ({champion.wmape:.4f})" if champion
-                   else "no champion yet")
+        against = f"beats champion v{champion.version} ({champion.wmape:.4f})" if champion else "no champion yet"
         reason = f"test wMAPE {challenger.wmape:.4f} within bounds; {against}"
     else:
         reason = "; ".join(reasons)

@@ -3,11 +3,15 @@
 import json
 from typing import Any
 
+import mlflow
+import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from housing_mlops.errors import HousingError
+from housing_mlops.metrics import wmape
+from housing_mlops.promotion import Contender
 
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
@@ -72,3 +76,25 @@ def is_complete(version: ModelVersion) -> bool:
 def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value)[:5000])
+
+
+def contender(client: MlflowClient, name: str, version: str, X: pd.DataFrame, y: pd.Series) -> Contender:
+    """Load version `version` and score it on (X, y) now, as the gate needs."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    schema = model.metadata.get_input_schema()
+    tags = client.get_model_version(name, version).tags
+    return Contender(
+        str(version),
+        wmape(y, model.predict(X)),
+        float(tags.get("hardware.latency_p95_ms", "nan")),
+        schema.to_dict() if schema else [],
+    )
+
+
+def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
+    """Run id of the split run whose test set version `version` was scored on."""
+    run_id = client.get_model_version(name, version).run_id
+    split_run = client.get_run(run_id).data.tags.get("housing.upstream.split")
+    if not split_run:
+        raise HousingError(f"model '{name}' v{version} has no split lineage (tag housing.upstream.split)")
+    return split_run

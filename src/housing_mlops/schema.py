@@ -103,8 +103,9 @@ def _summarise(cases: pd.DataFrame, df: pd.DataFrame, data: DataConfig) -> str:
         elif not coerce.empty:
             problem = f"{len(group)} value(s) not of type {data.columns[str(column)].dtype}"
         elif check.startswith("isin"):
-            problem = (f"{len(group)} value(s) not in data.columns.{column}.categories "
-                       f"{data.columns[str(column)].categories}")
+            problem = (
+                f"{len(group)} value(s) not in data.columns.{column}.categories {data.columns[str(column)].categories}"
+            )
         else:
             problem = f"{len(group)} value(s) fail check {check}"
         parts.append(f"column '{column}': {problem}" + (f" (e.g. {examples})" if examples else ""))
@@ -113,9 +114,7 @@ def _summarise(cases: pd.DataFrame, df: pd.DataFrame, data: DataConfig) -> str:
 
 def _examples(group: pd.DataFrame) -> str:
     rows = group.dropna(subset=["index"]).head(3)
-    return ", ".join(
-        f"{v!r} at row {int(i)}" for v, i in zip(rows["failure_case"], rows["index"], strict=True)
-    )
+    return ", ".join(f"{v!r} at row {int(i)}" for v, i in zip(rows["failure_case"], rows["index"], strict=True))
 
 
 def _range_problem(column: str, df: pd.DataFrame, data: DataConfig) -> str:

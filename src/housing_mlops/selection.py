@@ -7,14 +7,30 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pandas as pd
+from joblib import Memory, parallel_config
 
+from housing_mlops.config import ModelConfig
 from housing_mlops.errors import HousingError
+from housing_mlops.evaluation import cross_validate
+from housing_mlops.features import FeatureSpec
+from housing_mlops.models import build_estimator, grid, make_pipeline
 
-METRIC_COLUMNS = ("wmape", "mae", "rmse", "r2", "mape", "smape", "median_ape",
-                  "within_5pct", "within_10pct", "within_15pct")
+METRIC_COLUMNS = (
+    "wmape",
+    "mae",
+    "rmse",
+    "r2",
+    "mape",
+    "smape",
+    "median_ape",
+    "within_5pct",
+    "within_10pct",
+    "within_15pct",
+)
 
 
 @dataclass
@@ -44,28 +60,66 @@ def summarise_folds(params: dict[str, Any], folds: pd.DataFrame) -> dict[str, An
     return row
 
 
-def run_isolated(family: str, work: Callable[[], list[dict[str, Any]]], timeout_s: float) -> CandidateResult:
-    """Run `work` in a forked process; a raise or a timeout becomes a failed result."""
-    context = multiprocessing.get_context("fork")
+def evaluate_grid(
+    model: ModelConfig,
+    grid_name: str,
+    spec: FeatureSpec,
+    X: pd.DataFrame,
+    y: pd.Series,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+    cache_dir: str,
+) -> list[dict[str, Any]]:
+    """Cross-validate every combination of one family's grid; one summary row each."""
+    memory = Memory(cache_dir, verbose=0)
+    return [
+        summarise_folds(
+            params,
+            cross_validate(
+                make_pipeline(spec, build_estimator(model, params), memory),
+                X,
+                y,
+                n_folds,
+                seed,
+                n_jobs=n_jobs,
+                with_train=True,
+            ),
+        )
+        for params in grid(model, grid_name)
+    ]
+
+
+def _child(sender: Connection, work: Callable[..., list[dict[str, Any]]], args: tuple) -> None:
+    try:
+        # threads, not loky processes: loky workers started inside this child hung it
+        with parallel_config(backend="threading"):
+            sender.send(("ok", work(*args)))
+    except BaseException as exc:  # reported to the parent, never swallowed
+        first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        sender.send(("failed", first + "\n" + traceback.format_exc(limit=3)))
+
+
+def run_isolated(
+    family: str, work: Callable[..., list[dict[str, Any]]], args: tuple, timeout_s: float
+) -> CandidateResult:
+    """Run `work(*args)` in a fresh process; a raise or a timeout becomes a failed result.
+
+    A forkserver child starts clean: forking the step process itself, which holds MLflow's
+    threads and locks, can deadlock the child (seen with loky workers inside it).
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["housing_mlops.selection"])
     receiver, sender = context.Pipe(duplex=False)
-
-    def target() -> None:
-        try:
-            sender.send(("ok", work()))
-        except BaseException as exc:  # noqa: BLE001 - reported to the parent, never swallowed
-            sender.send(("failed", f"{type(exc).__name__}: {exc}".splitlines()[0]
-                         + "\n" + traceback.format_exc(limit=3)))
-
     started = time.perf_counter()
-    process = context.Process(target=target, daemon=True)
+    process = context.Process(target=_child, args=(sender, work, args))
     process.start()
     ready = receiver.poll(timeout_s)
     seconds = time.perf_counter() - started
     if not ready:
         process.kill()
         process.join()
-        return CandidateResult(family, "timeout", seconds,
-                               error=f"exceeded select.candidate_timeout_s={timeout_s:g}")
+        return CandidateResult(family, "timeout", seconds, error=f"exceeded select.candidate_timeout_s={timeout_s:g}")
     status, payload = receiver.recv()
     process.join()
     if status == "ok":
@@ -77,8 +131,13 @@ def leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
     """Best combination per family, ranked by CV wMAPE (ties: faster fit); failures last."""
     records = []
     for result in results:
-        base = {"family": result.family, "status": result.status, "seconds": result.seconds,
-                "combos": len(result.rows), "error": result.error.split("\n")[0]}
+        base = {
+            "family": result.family,
+            "status": result.status,
+            "seconds": result.seconds,
+            "combos": len(result.rows),
+            "error": result.error.split("\n")[0],
+        }
         if result.status == "ok":
             best = result.best
             records.append(base | best | {"params": json.dumps(best["params"], sort_keys=True)})

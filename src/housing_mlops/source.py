@@ -59,9 +59,7 @@ def fetch(source: str, download: DownloadConfig, workdir: Path) -> Path:
     else:
         path = local_path(source)
         if not path.is_file():
-            raise DataSourceError(
-                f"data file not found: {path.resolve()} (set data.source or HOUSING_DATA_SOURCE)"
-            )
+            raise DataSourceError(f"data file not found: {path.resolve()} (set data.source or HOUSING_DATA_SOURCE)")
     return _unpack(path, workdir) if name.endswith(ARCHIVES) else path
 
 
@@ -81,9 +79,8 @@ def _download(url: str, dest: Path, download: DownloadConfig) -> Path:
     delay = download.backoff_s
     for attempt in range(1, attempts + 1):
         try:
-            with urllib.request.urlopen(url, timeout=download.timeout_s) as response:
-                with dest.open("wb") as out:
-                    shutil.copyfileobj(response, out, _CHUNK)
+            with urllib.request.urlopen(url, timeout=download.timeout_s) as response, dest.open("wb") as out:
+                shutil.copyfileobj(response, out, _CHUNK)
             return dest
         except urllib.error.HTTPError as exc:
             if exc.code < 500 or attempt == attempts:  # a 4xx will not heal by retrying

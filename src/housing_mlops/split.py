@@ -13,9 +13,7 @@ def strata(df: pd.DataFrame, data: DataConfig) -> pd.Series:
     labels = pd.cut(df[column], bins=bins, labels=range(1, len(bins)))
     outside = labels.isna() & df[column].notna()
     if outside.any():
-        raise SchemaError(
-            f"column '{column}': {int(outside.sum())} value(s) outside data.stratify.bins {bins}"
-        )
+        raise SchemaError(f"column '{column}': {int(outside.sum())} value(s) outside data.stratify.bins {bins}")
     return labels
 
 
@@ -29,9 +27,7 @@ def split(df: pd.DataFrame, data: DataConfig, cfg: SplitConfig) -> tuple[pd.Data
             f"({counts.to_dict()}); widen the bins"
         )
     try:
-        train, test = train_test_split(
-            df, test_size=cfg.test_size, stratify=labels, random_state=cfg.seed
-        )
+        train, test = train_test_split(df, test_size=cfg.test_size, stratify=labels, random_state=cfg.seed)
     except ValueError as exc:  # test_size too small for the number of strata, and the like
         raise SchemaError(f"split.test_size={cfg.test_size}: {exc}") from exc
     return train, test

@@ -23,7 +23,7 @@ from housing_mlops.dag import STEPS, closure
 from housing_mlops.errors import HousingError, SealedTestSetError, UpstreamError
 from housing_mlops.source import sha256_file
 
-SEALED = {"test.parquet": "register"}  # artifact -> the only step allowed to open it
+SEALED = {"test.parquet": "register"}  # artifact -> the only pipeline step allowed to open it
 
 
 @dataclass
@@ -74,9 +74,7 @@ class StepContext:
         self.warnings.append(message)
 
 
-def run_step(
-    name: str, body: Callable[[StepContext], None], root: Path, argv: list[str] | None = None
-) -> int:
+def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: list[str] | None = None) -> int:
     """Run one step of the project at `root` as an MLflow run; return the exit code."""
     parser = argparse.ArgumentParser(prog=f"steps/{name}.py")
     parser.add_argument("--hydra-options", default="")
@@ -101,8 +99,16 @@ def run_step(
                 }
             )
             ctx = StepContext(
-                name, cfg, plain, root, Path(tmp), upstream, client, run.info.run_id,
-                run.info.experiment_id, key,
+                name,
+                cfg,
+                plain,
+                root,
+                Path(tmp),
+                upstream,
+                client,
+                run.info.run_id,
+                run.info.experiment_id,
+                key,
             )
             try:
                 body(ctx)
@@ -118,7 +124,12 @@ def run_step(
 
 
 def _upstream(
-    client: MlflowClient, experiment_id: str, plain: dict[str, Any], name: str, given: str, root: Path
+    client: MlflowClient,
+    experiment_id: str,
+    plain: dict[str, Any],
+    name: str,
+    given: str,
+    root: Path,
 ) -> dict[str, Run]:
     """Upstream runs named by the orchestrator, or else the newest cache-valid ones."""
     if given:

@@ -32,10 +32,12 @@ def tracking_uri(root: Path) -> str:
 def code_version(root: Path) -> dict[str, str]:
     """git SHA of the project and whether the working tree has uncommitted changes."""
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True,
-                                text=True, check=True).stdout
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout
     except (OSError, subprocess.CalledProcessError):
         return {"sha": "unknown", "dirty": "unknown"}
     return {"sha": sha, "dirty": str(bool(status.strip())).lower()}
@@ -71,14 +73,10 @@ def ensure_experiment(client: MlflowClient, name: str) -> str:
 
 def digests(run: Run) -> dict[str, str]:
     """Output artifact name -> sha256, from the run's digest tags."""
-    return {
-        k.removeprefix(DIGEST_TAG): v for k, v in run.data.tags.items() if k.startswith(DIGEST_TAG)
-    }
+    return {k.removeprefix(DIGEST_TAG): v for k, v in run.data.tags.items() if k.startswith(DIGEST_TAG)}
 
 
-def step_key(
-    plain: Mapping[str, Any], step: str, upstream: Mapping[str, Run], root: Path
-) -> str:
+def step_key(plain: Mapping[str, Any], step: str, upstream: Mapping[str, Run], root: Path) -> str:
     """Cache key of `step` given its resolved config and the upstream runs it would read."""
     spec = STEPS[step]
     source_id = None
@@ -104,8 +102,7 @@ def find_cached(client: MlflowClient, experiment_id: str, step: str, key: str) -
     runs = client.search_runs(
         [experiment_id],
         filter_string=(
-            f"tags.`{KEY_TAG}` = '{key}' and tags.`{STEP_TAG}` = '{step}' "
-            "and attributes.status = 'FINISHED'"
+            f"tags.`{KEY_TAG}` = '{key}' and tags.`{STEP_TAG}` = '{step}' and attributes.status = 'FINISHED'"
         ),
         order_by=["attributes.start_time DESC"],
         max_results=5,

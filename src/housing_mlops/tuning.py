@@ -47,9 +47,7 @@ def make_pruner(kind: str, n_startup_trials: int) -> optuna.pruners.BasePruner:
         return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
     if kind == "none":
         return optuna.pruners.NopPruner()
-    raise ConfigError(
-        f"config key 'sweep.pruner' = {kind!r} is not allowed: expected median | wilcoxon | none"
-    )
+    raise ConfigError(f"config key 'sweep.pruner' = {kind!r} is not allowed: expected median | wilcoxon | none")
 
 
 def fold_reporter(trial: optuna.Trial, pruner_kind: str) -> Callable[[int, dict[str, float]], None]:
