@@ -36,7 +36,7 @@ def promote(client: MlflowClient, cfg, version: str, force: bool) -> str:
     challenger = registry.contender(client, name, version, X, y)
     current = registry.version_by_alias(client, name, registry.CHAMPION)
     champion = None
-    if current is not None and current.version != version:
+    if current is not None and str(current.version) != version:
         champion = registry.contender(client, name, current.version, X, y)
     verdict = decide(challenger, champion, cfg.registry)
     client.set_model_version_tag(name, version, "promotion.manual_verdict", json.dumps(verdict.to_dict()))

@@ -73,7 +73,7 @@ def register(ctx: StepContext) -> None:
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | {f"hw_{k}": v for k, v in profile.items()})
 
     registry.ensure_model(ctx.client, cfg.model_name, "California housing price regressor (housing-mlops).")
-    version = mlflow.register_model(info.model_uri, cfg.model_name).version
+    version = str(mlflow.register_model(info.model_uri, cfg.model_name).version)
     try:
         verdict = _gate(ctx, version, X_test, y_test, scores, profile, signature)
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
@@ -155,7 +155,7 @@ def _gate(ctx, version, X_test, y_test, scores, profile, signature):
     challenger = Contender(str(version), scores["wmape"], profile["latency_p95_ms"], signature.inputs.to_dict())
     current = registry.version_by_alias(ctx.client, cfg.model_name, registry.CHAMPION)
     champion = None
-    if current is not None and current.version != str(version):
+    if current is not None and str(current.version) != str(version):
         champion = registry.contender(ctx.client, cfg.model_name, current.version, X_test, y_test)
     return decide(challenger, champion, cfg)
 

@@ -52,7 +52,16 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> Store
 
 
 def version(store: Store, alias: str) -> str:
-    return store.client.get_model_version_by_alias(MODEL, alias).version
+    return str(store.client.get_model_version_by_alias(MODEL, alias).version)
+
+
+@pytest.fixture(autouse=True)
+def _in_process_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process MLflow calls (pyfunc, model info) read the module's store too."""
+    if "trained" in request.fixturenames:
+        store = request.getfixturevalue("trained")
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+        mlflow.set_tracking_uri(store.uri)
 
 
 def test_pipeline_registers_a_documented_champion(trained: Store, tmp_path: Path) -> None:

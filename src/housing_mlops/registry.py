@@ -34,8 +34,8 @@ def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> 
     """Move `champion` to `version` and append it to the alias history."""
     past = history(client, name)
     current = version_by_alias(client, name, CHAMPION)
-    if current is not None and (not past or past[-1] != current.version):
-        past.append(current.version)  # a champion set by hand in the UI joins the history
+    if current is not None and (not past or past[-1] != str(current.version)):
+        past.append(str(current.version))  # a champion set by hand in the UI joins the history
     past.append(str(version))
     client.set_registered_model_alias(name, CHAMPION, str(version))
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
@@ -48,7 +48,7 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     if current is None:
         raise HousingError(f"model '{name}' has no champion to roll back from")
     past = history(client, name)
-    while past and past[-1] == current.version:
+    while past and past[-1] == str(current.version):
         past.pop()
     if not past:
         raise HousingError(f"model '{name}': no earlier champion in tag '{HISTORY_TAG}' to roll back to")
