@@ -53,7 +53,9 @@ def sweep(ctx: StepContext) -> None:
     study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", load_if_exists=True)
     stale = tuning.fail_stale_trials(storage, study)
     if not study.trials:  # a resumed study already holds the grid winner
-        grid_point = {k: v for k, v in selection["params"].items() if k in model.space}
+        # the grid winner exactly: its grid values, else the family's fixed or default values
+        winner = build_estimator(model, selection["params"]).get_params()
+        grid_point = tuning.clip_to_space({k: winner[k] for k in model.space if k in winner}, model.space)
         grid_point |= {f"{tuning.FEATURE_PREFIX}{k}": getattr(spec, k) for k in cfg.feature_space}
         study.enqueue_trial(grid_point)
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)

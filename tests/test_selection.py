@@ -73,3 +73,16 @@ def test_the_test_set_is_sealed_before_register(cfg, tmp_path: Path) -> None:
         ctx = StepContext(step, cfg, {}, tmp_path, tmp_path, {}, None, "run", "0", "key")  # type: ignore[arg-type]
         with pytest.raises(SealedTestSetError, match=f"step '{step}' tried to open test.parquet"):
             ctx.input("split", "test.parquet")
+
+
+def test_grid_winner_is_clipped_into_the_search_space(cfg) -> None:
+    from housing_mlops.tuning import clip_to_space
+
+    space = cfg.models.zoo["hist_gradient_boosting"].space
+    values = {"l2_regularization": 0.0, "max_iter": 10_000, "loss": "poisson", "learning_rate": 0.1}
+    clipped = clip_to_space(values, space)
+    assert clipped == {
+        "l2_regularization": space["l2_regularization"].low,
+        "max_iter": int(space["max_iter"].high),
+        "learning_rate": 0.1,
+    }

@@ -30,6 +30,21 @@ def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "")
     return values
 
 
+def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[str, Any]:
+    """The values Optuna can enqueue: numbers clipped into [low, high] (a default of 0 on a
+    log scale becomes `low`), categories kept only when they are among the choices."""
+    clipped: dict[str, Any] = {}
+    for name, value in values.items():
+        p = space[name]
+        if p.type == "categorical":
+            if value in (p.choices or []):
+                clipped[name] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            bounded = min(max(value, p.low), p.high)
+            clipped[name] = round(bounded) if p.type == "int" else float(bounded)
+    return clipped
+
+
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
     if kind == "tpe":
         return optuna.samplers.TPESampler(
