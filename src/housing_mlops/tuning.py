@@ -97,8 +97,9 @@ def fail_stale_trials(storage: optuna.storages.BaseStorage, study: optuna.Study)
     stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+        # the reason first: a finished trial can no longer be updated
         storage.set_trial_system_attr(trial_id, "fail_reason", "left running by an interrupted sweep")
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
     return len(stale)
 
 
