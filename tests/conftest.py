@@ -66,10 +66,10 @@ class Store:
     def client(self) -> MlflowClient:
         return MlflowClient(self.uri)
 
-    def mlflow_run(self, *args: str, hydra: str = "", check: bool = True) -> subprocess.CompletedProcess:
+    def command(self, *args: str, hydra: str = "") -> list[str]:
         """`mlflow run <project> --env-manager local ...` with the sample's overrides."""
         options = f"{SAMPLE_OPTIONS} {hydra}".strip()
-        cmd = [
+        return [
             str(BIN / "mlflow"),
             "run",
             str(ROOT),
@@ -79,6 +79,10 @@ class Store:
             "-P",
             f"hydra_options={options}",
         ]
+
+    def mlflow_run(self, *args: str, hydra: str = "", check: bool = True) -> subprocess.CompletedProcess:
+        """Run `command(...)` to completion; raise with its output unless it succeeds (or check=False)."""
+        cmd = self.command(*args, hydra=hydra)
         done = subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=600)
         if check and done.returncode != 0:
             raise AssertionError(f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}")

@@ -10,7 +10,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.conftest import BIN, FAST_OPTIONS, ROOT, SAMPLE_OPTIONS, Store
+from tests.conftest import FAST_OPTIONS, Store
 
 pytestmark = pytest.mark.e2e
 TRIALS = 12
@@ -21,18 +21,8 @@ def trial_runs(store: Store) -> list:
 
 
 def test_sigkill_during_sweep_then_rerun_completes_the_study(store: Store, tmp_path: Path) -> None:
-    options = f"{SAMPLE_OPTIONS} {FAST_OPTIONS} sweep.n_trials={TRIALS}"
-    cmd = [
-        str(BIN / "mlflow"),
-        "run",
-        str(ROOT),
-        "--env-manager",
-        "local",
-        "-P",
-        "steps=ingest,split,impute,features,select,sweep",
-        "-P",
-        f"hydra_options={options}",
-    ]
+    steps = ("-P", "steps=ingest,split,impute,features,select,sweep")
+    cmd = store.command(*steps, hydra=f"{FAST_OPTIONS} sweep.n_trials={TRIALS}")
     process = subprocess.Popen(
         cmd, env=store.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
@@ -45,9 +35,7 @@ def test_sigkill_during_sweep_then_rerun_completes_the_study(store: Store, tmp_p
     killed_at = len(trial_runs(store))
     assert 3 <= killed_at < TRIALS
 
-    store.mlflow_run(
-        "-P", "steps=ingest,split,impute,features,select,sweep", hydra=f"{FAST_OPTIONS} sweep.n_trials={TRIALS}"
-    )
+    store.mlflow_run(*steps, hydra=f"{FAST_OPTIONS} sweep.n_trials={TRIALS}")
     storage = f"sqlite:///{Path(store.uri.removeprefix('sqlite:///')).parent / 'optuna' / 'studies.db'}"
     (summary,) = optuna.get_all_study_summaries(storage)
     study = optuna.load_study(study_name=summary.study_name, storage=storage)
