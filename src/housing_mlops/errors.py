@@ -23,3 +23,7 @@ class UpstreamError(HousingError):
 
 class SealedTestSetError(HousingError):
     """Something other than the register step tried to open the sealed test set."""
+
+
+class StorageError(HousingError):
+    """A file could not be written: full disk, read-only directory, missing permission."""

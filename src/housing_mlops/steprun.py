@@ -5,6 +5,7 @@ and outputs, and turning a HousingError into one line on stderr and a FAILED run
 """
 
 import argparse
+import errno
 import os
 import sys
 import tempfile
@@ -20,9 +21,10 @@ from mlflow.tracking import MlflowClient
 from housing_mlops import tracking
 from housing_mlops.config import Config, load_config, parse_overrides
 from housing_mlops.dag import STEPS, closure
-from housing_mlops.errors import HousingError, SealedTestSetError, UpstreamError
+from housing_mlops.errors import HousingError, SealedTestSetError, StorageError, UpstreamError
 from housing_mlops.source import sha256_file
 
+_DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 SEALED = {"test.parquet": "register"}  # artifact -> the only pipeline step allowed to open it
 
 
@@ -111,7 +113,7 @@ def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: l
                 key,
             )
             try:
-                body(ctx)
+                _call(body, ctx)
             except HousingError as exc:
                 mlflow.set_tag(tracking.ERROR_TAG, str(exc)[:5000])
                 raise
@@ -121,6 +123,17 @@ def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: l
         print(f"error: [{name}] {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _call(body: Callable[[StepContext], None], ctx: StepContext) -> None:
+    try:
+        body(ctx)
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # a full or read-only disk is the user's to fix: one line naming the path, no traceback
+        where = exc.filename or "a step output"
+        raise StorageError(f"could not write {where}: {exc.strerror or exc}; free space or fix permissions") from exc
 
 
 def _upstream(
