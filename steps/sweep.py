@@ -13,12 +13,11 @@ import pandas as pd
 import yaml
 from joblib import Memory
 from optuna.trial import FrozenTrial, TrialState
+from threadpoolctl import threadpool_limits
 
 from housing_mlops import tuning
-from housing_mlops.evaluation import cross_validate
 from housing_mlops.features import FeatureSpec
-from housing_mlops.models import build_estimator, make_pipeline
-from housing_mlops.selection import METRIC_COLUMNS
+from housing_mlops.models import build_estimator
 from housing_mlops.steprun import StepContext, run_step
 from housing_mlops.tracking import local_store_dir
 
@@ -37,15 +36,9 @@ def sweep(ctx: StepContext) -> None:
     model = ctx.cfg.models.zoo[selection["family"]]
     X, y = train[data.features()], train[data.target]
     memory = Memory(tempfile.mkdtemp(dir=ctx.workdir), verbose=0)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = {**selection["params"], **tuning.suggest(trial, model.space)}
-        features = tuning.suggest(trial, cfg.feature_space, tuning.FEATURE_PREFIX)
-        pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params), memory)
-        folds = cross_validate(pipeline, X, y, cfg.folds, cfg.seed, on_fold=tuning.fold_reporter(trial, cfg.pruner))
-        for metric in METRIC_COLUMNS:
-            trial.set_user_attr(f"cv_{metric}", float(folds[metric].mean()))
-        return float(folds["wmape"].mean())
+    objective = tuning.cv_objective(
+        X, y, spec, model, selection["params"], cfg.feature_space, cfg.folds, cfg.seed, cfg.pruner, memory
+    )
 
     storage_url = cfg.storage or _default_storage(ctx)
     study_name = cfg.study_name or f"sweep-{ctx.key[:16]}"
@@ -69,14 +62,15 @@ def sweep(ctx: StepContext) -> None:
         sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
         pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
         mine = optuna.load_study(study_name=study_name, storage=storage_url, sampler=sampler, pruner=pruner)
-        mine.optimize(
-            objective,
-            n_trials=n_trials,
-            timeout=cfg.timeout_s,
-            catch=(Exception,),
-            callbacks=[_trial_logger(ctx)],
-            show_progress_bar=index == 0,
-        )
+        with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
+            mine.optimize(
+                objective,
+                n_trials=n_trials,
+                timeout=cfg.timeout_s,
+                catch=(Exception,),
+                callbacks=[_trial_logger(ctx)],
+                show_progress_bar=index == 0,
+            )
 
     shares = [n for n in tuning.shares(remaining, cfg.n_workers) if n]
     if len(shares) == 1:
@@ -119,11 +113,10 @@ def _trial_logger(ctx: StepContext):
         for key, value in trial.params.items():
             client.log_param(run_id, key, value)
         for key, value in trial.user_attrs.items():
-            client.log_metric(run_id, key, float(value))
-        if trial.state == TrialState.COMPLETE:
-            client.log_metric(run_id, "cv_wmape", float(trial.value))
+            if key != tuning.ERROR_ATTR:
+                client.log_metric(run_id, key, float(value))
         if trial.state == TrialState.FAIL:
-            client.set_tag(run_id, "housing.error", str(trial.system_attrs.get("fail_reason", ""))[:5000])
+            client.set_tag(run_id, "housing.error", tuning.failure_reason(trial)[:5000])
         if trial.duration is not None:
             client.log_metric(run_id, "duration_s", trial.duration.total_seconds())
         end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else None
