@@ -16,6 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
 from housing_mlops import tuning
+from housing_mlops.errors import SweepError
 from housing_mlops.features import FeatureSpec
 from housing_mlops.models import build_estimator
 from housing_mlops.steprun import StepContext, run_step
@@ -42,7 +43,7 @@ def sweep(ctx: StepContext) -> None:
 
     storage_url = cfg.storage or _default_storage(ctx)
     study_name = cfg.study_name or f"sweep-{ctx.key[:16]}"
-    storage = optuna.storages.RDBStorage(storage_url)
+    storage = tuning.open_storage(storage_url)
     study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", load_if_exists=True)
     stale = tuning.fail_stale_trials(storage, study)
     if not study.trials:  # a resumed study already holds the grid winner
@@ -52,6 +53,7 @@ def sweep(ctx: StepContext) -> None:
         grid_point |= {f"{tuning.FEATURE_PREFIX}{k}": getattr(spec, k) for k in cfg.feature_space}
         study.enqueue_trial(grid_point)
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
+    storage.engine.dispose()  # a pooled SQLite connection must not cross a fork
     print(
         f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
         f"{remaining} to run on {cfg.n_workers} worker(s)",
@@ -61,7 +63,9 @@ def sweep(ctx: StepContext) -> None:
     def worker(index: int, n_trials: int) -> None:
         sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
         pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
-        mine = optuna.load_study(study_name=study_name, storage=storage_url, sampler=sampler, pruner=pruner)
+        mine = optuna.load_study(
+            study_name=study_name, storage=tuning.open_storage(storage_url), sampler=sampler, pruner=pruner
+        )
         with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
             mine.optimize(
                 objective,
@@ -82,8 +86,14 @@ def sweep(ctx: StepContext) -> None:
             process.start()
         for process in processes:
             process.join()
+        crashed = {i: p.exitcode for i, p in enumerate(processes) if p.exitcode != 0}
+        if crashed:
+            raise SweepError(
+                f"sweep worker(s) {crashed} (index: exit code) crashed, see the traceback above; "
+                f"re-running resumes study {study_name} in {storage_url}"
+            )
 
-    study = optuna.load_study(study_name=study_name, storage=storage_url)
+    study = optuna.load_study(study_name=study_name, storage=tuning.open_storage(storage_url))
     _log_results(ctx, study, spec, selection, model, storage_url)
 
 

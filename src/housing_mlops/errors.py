@@ -27,3 +27,7 @@ class SealedTestSetError(HousingError):
 
 class StorageError(HousingError):
     """A file could not be written: full disk, read-only directory, missing permission."""
+
+
+class SweepError(HousingError):
+    """The sweep could not finish its study: a worker process died."""
