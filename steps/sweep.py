@@ -53,6 +53,7 @@ def sweep(ctx: StepContext) -> None:
         grid_point |= {f"{tuning.FEATURE_PREFIX}{k}": getattr(spec, k) for k in cfg.feature_space}
         study.enqueue_trial(grid_point)
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
+    waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     storage.engine.dispose()  # a pooled SQLite connection must not cross a fork
     print(
         f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
@@ -63,9 +64,8 @@ def sweep(ctx: StepContext) -> None:
     def worker(index: int, n_trials: int) -> None:
         sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
         pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
-        mine = optuna.load_study(
-            study_name=study_name, storage=tuning.open_storage(storage_url), sampler=sampler, pruner=pruner
-        )
+        mine_storage = tuning.open_storage(storage_url)
+        mine = optuna.load_study(study_name=study_name, storage=mine_storage, sampler=sampler, pruner=pruner)
         with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
             mine.optimize(
                 objective,
@@ -75,7 +75,13 @@ def sweep(ctx: StepContext) -> None:
                 callbacks=[_trial_logger(ctx)],
                 show_progress_bar=index == 0,
             )
+        mine_storage.engine.dispose()
 
+    if cfg.n_workers > 1 and waiting and remaining:
+        # enqueued trials run before the fork: two workers can pop the same one from SQLite
+        first = min(waiting, remaining)
+        worker(0, first)
+        remaining -= first
     shares = [n for n in tuning.shares(remaining, cfg.n_workers) if n]
     if len(shares) == 1:
         worker(0, shares[0])
