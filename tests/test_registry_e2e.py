@@ -9,6 +9,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -165,10 +166,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def server(trained: Store) -> Iterator[str]:
+@contextmanager
+def serving(store: Store) -> Iterator[str]:
+    """The real `mlflow models serve` of models:/...@champion on a free loopback port."""
     port = free_port()
-    env = {**trained.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    env = {**store.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     process = subprocess.Popen(
         [
             str(BIN / "mlflow"),
@@ -189,19 +191,26 @@ def server(trained: Store) -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/ping", timeout=1)
-            break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        process.kill()
-        pytest.fail("mlflow models serve did not answer /ping within 90 s")
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{url}/ping", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("mlflow models serve did not answer /ping within 90 s")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.fixture
+def server(trained: Store) -> Iterator[str]:
+    with serving(trained) as url:
+        yield url
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
@@ -235,3 +244,26 @@ def test_unseen_category_and_missing_values_are_served(trained: Store) -> None:
     rows = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(3)
     odd = rows.assign(ocean_proximity="ON MARS", total_rooms=float("nan"))
     assert model.predict(odd).shape == (3,)
+
+
+def test_serving_follows_the_champion_alias_after_promotion_and_rollback(trained: Store) -> None:
+    """`make serve` resolves @champion when it starts: after a promotion or a rollback, a
+    restarted server serves the version the alias points at (v2 is the degraded model above)."""
+    rows = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(50)
+    body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
+    expected = {v: list(mlflow.pyfunc.load_model(f"models:/{MODEL}/{v}").predict(rows)) for v in ("1", "2")}
+    assert expected["1"] != pytest.approx(expected["2"], rel=1e-3), "the two versions must be told apart"
+
+    def served() -> list[float]:
+        with serving(trained) as url:
+            status, answer = post(url, body)
+        assert status == 200
+        return answer["predictions"]
+
+    assert version(trained, "champion") == "1"
+    assert served() == pytest.approx(expected["1"], rel=1e-9)
+    trained.mlflow_run("-e", "promote", "-P", "version=2", "-P", "force=true")
+    assert served() == pytest.approx(expected["2"], rel=1e-9)
+    trained.mlflow_run("-e", "rollback")
+    assert version(trained, "champion") == "1"
+    assert served() == pytest.approx(expected["1"], rel=1e-9)
