@@ -24,7 +24,7 @@ SAMPLE_OPTIONS = "data.sha256=null"
 # Shrinks every later step for the sample: few K values, 2-fold CV, a handful of trials.
 FAST_OPTIONS = (
     "impute.folds=1 features.k_min=4 features.k_max=12 features.k_step=4 features.cv_ks=[8] "
-    "features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 sweep.n_startup_trials=2 "
+    "features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 sweep.n_startup_trials=2 sweep.timeout_s=null "
     "registry.latency_calls=20 registry.importance_rows=200"
 )
 
@@ -106,6 +106,9 @@ def make_store(directory: Path, data: Path) -> Store:
         "HOUSING_DATA_SOURCE": str(data),
         "WANDB_MODE": "disabled",
         "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        # tests run side by side (make test uses pytest-xdist): OpenMP threads of two
+        # HistGradientBoosting fits fighting over 2 cores slow each fit tenfold
+        "OMP_NUM_THREADS": "1",
     }
     return Store(uri, env)
 
