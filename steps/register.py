@@ -73,6 +73,18 @@ def register(ctx: StepContext) -> None:
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | {f"hw_{k}": v for k, v in profile.items()})
 
     registry.ensure_model(ctx.client, cfg.model_name, "California housing price regressor (housing-mlops).")
+    deleted, left = registry.prune_incomplete(ctx.client, cfg.model_name)
+    if deleted:
+        print(
+            f"[register] deleted half-registered version(s) {', '.join(deleted)} of {cfg.model_name}: "
+            "their register run was interrupted before completing",
+            flush=True,
+        )
+    if left:
+        ctx.warn(
+            f"{cfg.model_name} version(s) {', '.join(left)} lack tag {registry.COMPLETE_TAG} and their "
+            "register run is still RUNNING (registering elsewhere, or interrupted): left alone"
+        )
     version = str(mlflow.register_model(info.model_uri, cfg.model_name).version)
     try:
         verdict = _gate(ctx, version, X_test, y_test, scores, profile, signature)
@@ -127,12 +139,14 @@ def register(ctx: StepContext) -> None:
             },
         )
         ctx.client.set_registered_model_alias(cfg.model_name, registry.CHALLENGER, version)
-        registry.tag_version(ctx.client, cfg.model_name, version, {registry.COMPLETE_TAG: "complete"})
         if verdict.promote and cfg.auto_promote:
             registry.set_champion(ctx.client, cfg.model_name, version, verdict.reason)
+        # last: a version without this tag is half-registered, and the next register run
+        # deletes it once its run is known dead (registry.prune_incomplete)
+        registry.tag_version(ctx.client, cfg.model_name, version, {registry.COMPLETE_TAG: "complete"})
     except BaseException:
-        # never leave a half-registered version behind; champion was not moved
-        ctx.client.delete_model_version(cfg.model_name, version)
+        # never leave a half-registered version behind (champion goes back if it had moved)
+        registry.discard(ctx.client, cfg.model_name, version)
         raise
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(

@@ -15,7 +15,7 @@ from joblib import Memory
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
-from housing_mlops import tuning
+from housing_mlops import mirror, tuning
 from housing_mlops.errors import SweepError
 from housing_mlops.features import FeatureSpec
 from housing_mlops.models import build_estimator
@@ -101,6 +101,7 @@ def sweep(ctx: StepContext) -> None:
 
     study = optuna.load_study(study_name=study_name, storage=tuning.open_storage(storage_url))
     _log_results(ctx, study, spec, selection, model, storage_url)
+    mirror.mirror_trials(ctx, study)  # W&B copy of every finished trial (no-op when wandb=disabled)
 
 
 def _default_storage(ctx: StepContext) -> str:

@@ -109,6 +109,7 @@ def make_store(directory: Path, data: Path) -> Store:
         # tests run side by side (make test uses pytest-xdist): OpenMP threads of two
         # HistGradientBoosting fits fighting over 2 cores slow each fit tenfold
         "OMP_NUM_THREADS": "1",
+        "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow's usage telemetry is the only outside lookup
     }
     return Store(uri, env)
 
@@ -120,6 +121,7 @@ def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     (tmp_path / "tracking").mkdir()
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("WANDB_MODE", "disabled")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     mlflow.set_tracking_uri(uri)
     yield
     while mlflow.active_run():

@@ -49,6 +49,11 @@ def test_several_overrides_in_one_string() -> None:
         ("data.download.retries=-1", "data.download.retries"),
         ("data.stratify.bins=[3,1,2]", "data.stratify.bins"),
         ("data=nonexistent", "data/nonexistent"),
+        ("wandb=bogus", "wandb/bogus"),
+        ("wandb.mode=dryrun", "wandb.mode"),
+        ("wandb.project=a/b", "wandb.project"),
+        ("wandb.project=''", "wandb.project"),
+        ("wandb.typo=1", "wandb.typo"),
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
@@ -60,3 +65,26 @@ def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
 def test_unbalanced_quotes_are_a_config_error() -> None:
     with pytest.raises(ConfigError, match="hydra_options"):
         parse_overrides("split.test_size='0.3")
+
+
+def test_wandb_mirror_is_off_by_default_and_selected_by_group(cfg) -> None:
+    assert (cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, cfg.wandb.dir) == (
+        "disabled",
+        "housing-mlops",
+        None,
+        None,
+    )
+    offline = load("wandb=offline", "wandb.project=other", "wandb.dir=/tmp/w")
+    assert (offline.wandb.mode, offline.wandb.project, offline.wandb.dir) == ("offline", "other", "/tmp/w")
+
+
+def test_wandb_online_needs_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    with pytest.raises(ConfigError, match=r"wandb\.mode.*WANDB_API_KEY") as info:
+        load("wandb=online")
+    assert "\n" not in str(info.value)
+    monkeypatch.setenv("WANDB_API_KEY", "")
+    with pytest.raises(ConfigError, match="WANDB_API_KEY"):
+        load("wandb=online")
+    monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key")
+    assert load("wandb=online").wandb.mode == "online"

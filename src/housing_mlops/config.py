@@ -3,6 +3,7 @@ unknown keys and wrong types, and validate() rejects values out of range."""
 
 import importlib
 import math
+import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -382,6 +383,29 @@ class TrackingConfig:
     experiment_name: str = "housing-mlops"
 
 
+WANDB_MODES = ("disabled", "offline", "online")
+
+
+@dataclass
+class WandbConfig:
+    """The optional W&B mirror (src/housing_mlops/mirror.py); `mode` outranks WANDB_MODE."""
+
+    mode: str = "disabled"
+    project: str = "housing-mlops"
+    entity: str | None = None
+    dir: str | None = None
+
+    def validate(self) -> None:
+        _require(self.mode in WANDB_MODES, "wandb.mode", self.mode, " | ".join(WANDB_MODES))
+        ok = 0 < len(self.project) <= 128 and not set(self.project) & set("/\\#?%:")
+        _require(ok, "wandb.project", self.project, "a W&B project name: 1-128 characters, none of / \\ # ? % :")
+        if self.mode == "online" and not os.environ.get("WANDB_API_KEY"):
+            raise ConfigError(
+                "config key 'wandb.mode' = 'online' needs the WANDB_API_KEY environment variable: "
+                "export WANDB_API_KEY=..., or use wandb=offline and `wandb sync` later"
+            )
+
+
 @dataclass
 class PipelineConfig:
     steps: list[str] = field(default_factory=lambda: list(STEPS))
@@ -408,6 +432,7 @@ class Config:
     deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
     def validate(self) -> None:
         self.data.download.validate()
@@ -422,6 +447,7 @@ class Config:
             self.registry,
             self.deployment,
             self.pipeline,
+            self.wandb,
         ):
             section.validate()
 

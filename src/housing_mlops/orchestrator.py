@@ -36,8 +36,9 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
     client = MlflowClient()
     experiment_id = tracking.ensure_experiment(client, cfg.tracking.experiment_name)
     records: list[StepRecord] = []
+    close_stale_runs(client, experiment_id)
     with _parent_run(client, experiment_id) as parent:
-        mlflow.set_tag(f"{tracking.TAG}.pipeline", "true")
+        mlflow.set_tags({tracking.PIPELINE_TAG: "true", tracking.PROCESS_TAG: tracking.process_identity() or "unknown"})
         runs: dict[str, Run] = {}
         try:
             for step in closure(cfg.pipeline.steps):
@@ -51,11 +52,56 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
                     }
                 )
         finally:
-            mlflow.log_dict(
-                {"parent_run_id": parent.info.run_id, "steps": [asdict(r) for r in records]},
-                "pipeline.json",
-            )
+            try:
+                mlflow.log_dict(
+                    {"parent_run_id": parent.info.run_id, "steps": [asdict(r) for r in records]},
+                    "pipeline.json",
+                )
+            except OSError as exc:  # a full or read-only artifact store must not hide why a step failed
+                print(f"warning: could not log pipeline.json: {exc}", file=sys.stderr)
     return records
+
+
+def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark KILLED the runs a killed pipeline left RUNNING: its parent run, its step runs and
+    their nested runs, and its `mlflow run` launcher run.
+
+    Only pipelines whose driving process is known to be gone are touched (same machine and
+    container, see `tracking.process_alive`): a pipeline running concurrently, or one on
+    another machine, is left alone. A stale run never counted as a cache hit (only FINISHED
+    runs do); this keeps the store honest and lets `register` clean up after a killed run.
+    """
+    running = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000)
+    dead = [
+        r.info.run_id
+        for r in running
+        if r.data.tags.get(tracking.PIPELINE_TAG) == "true"
+        and tracking.process_alive(r.data.tags.get(tracking.PROCESS_TAG)) is False
+    ]
+    if not dead:
+        return []
+    children: dict[str, list[str]] = {}
+    for run in running:
+        children.setdefault(run.data.tags.get("mlflow.parentRunId", ""), []).append(run.info.run_id)
+    stale: list[str] = []  # parents before their children
+    stack = list(dead)
+    while stack:
+        run_id = stack.pop()
+        if run_id not in stale:
+            stale.append(run_id)
+            stack.extend(children.get(run_id, []))
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    for pipeline in dead:
+        launchers = client.search_runs(
+            experiments,
+            filter_string=f"tags.`{tracking.TAG}.pipeline_run_id` = '{pipeline}' and attributes.status = 'RUNNING'",
+        )
+        stale.extend(r.info.run_id for r in launchers if r.info.run_id not in stale)
+    for run_id in reversed(stale):  # children first: an interrupted clean-up finds the parent again
+        client.set_tag(run_id, tracking.ERROR_TAG, "interrupted: the pipeline process that ran it is gone")
+        client.set_terminated(run_id, "KILLED")
+    print(f"marked {len(stale)} run(s) of {len(dead)} interrupted pipeline(s) KILLED", file=sys.stderr)
+    return stale
 
 
 def _run_or_reuse(
@@ -75,6 +121,24 @@ def _run_or_reuse(
     if cached is not None:
         print(f"[{step}] cached: reusing run {cached.info.run_id}", flush=True)
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
+    # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
+    with tracking.step_lock(root, step, key):
+        cached = tracking.find_cached(client, experiment_id, step, key) if reusable else None
+        if cached is not None:
+            print(f"[{step}] cached: reusing run {cached.info.run_id} of a concurrent pipeline", flush=True)
+            return StepRecord(step, "cached", cached.info.run_id, 0.0)
+        return _run(hydra_options, root, client, experiment_id, step, upstream, key)
+
+
+def _run(
+    hydra_options: str,
+    root: Path,
+    client: MlflowClient,
+    experiment_id: str,
+    step: str,
+    upstream: dict[str, Run],
+    key: str,
+) -> StepRecord:
     print(f"[{step}] running", flush=True)
     started = time.perf_counter()
     try:

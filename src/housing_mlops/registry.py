@@ -73,6 +73,53 @@ def is_complete(version: ModelVersion) -> bool:
     return version.tags.get(COMPLETE_TAG) == "complete"
 
 
+def discard(client: MlflowClient, name: str, version: str) -> None:
+    """Delete a version that never completed; if it had already become champion, give
+    `champion` back to the previous one in the alias history (or to none)."""
+    version = str(version)
+    current = version_by_alias(client, name, CHAMPION)
+    if current is not None and str(current.version) == version:
+        past = history(client, name)
+        while past and past[-1] == version:
+            past.pop()
+        if past:
+            client.set_registered_model_alias(name, CHAMPION, past[-1])
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.delete_model_version(name, version)
+
+
+def prune_incomplete(client: MlflowClient, name: str) -> tuple[list[str], list[str]]:
+    """Delete the versions a `register` run created and never completed because it died
+    (its run ended KILLED or FAILED without the completion tag); return (deleted, left).
+
+    A version whose run is still RUNNING is left alone: it may be registering right now in a
+    concurrent pipeline, or its pipeline was killed somewhere its death cannot be told (see
+    orchestrator.close_stale_runs). Versions registered by hand (no `register` run) are never
+    touched.
+    """
+    deleted: list[str] = []
+    left: list[str] = []
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return deleted, left
+    for version in versions:
+        if is_complete(version) or not version.run_id:
+            continue
+        try:
+            run = client.get_run(version.run_id)
+        except MlflowException:
+            continue
+        if run.data.tags.get("housing.step") != "register":
+            continue
+        if run.info.status in ("KILLED", "FAILED"):
+            discard(client, name, str(version.version))
+            deleted.append(str(version.version))
+        elif run.info.status == "RUNNING":
+            left.append(str(version.version))
+    return deleted, left
+
+
 def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value)[:5000])

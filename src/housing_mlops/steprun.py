@@ -18,7 +18,7 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from housing_mlops import tracking
+from housing_mlops import mirror, tracking
 from housing_mlops.config import Config, load_config, parse_overrides
 from housing_mlops.dag import STEPS, closure
 from housing_mlops.errors import HousingError, SealedTestSetError, StorageError, UpstreamError
@@ -116,7 +116,12 @@ def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: l
                 _call(body, ctx)
             except HousingError as exc:
                 mlflow.set_tag(tracking.ERROR_TAG, str(exc)[:5000])
+                mirror.mirror_step(ctx, str(exc))
                 raise
+            except Exception as exc:
+                mirror.mirror_step(ctx, f"{type(exc).__name__}: {exc}")
+                raise
+            mirror.mirror_step(ctx, None)
     except HousingError as exc:
         if launched and not mlflow.active_run():
             MlflowClient().set_tag(launched, tracking.ERROR_TAG, str(exc)[:5000])

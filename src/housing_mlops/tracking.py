@@ -1,9 +1,13 @@
 """MLflow primitives shared by the step runner and the orchestrator: where runs live,
 how outputs are digested, and how a step's cache key finds a finished run."""
 
+import fcntl
+import hashlib
 import os
 import subprocess
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +25,8 @@ KEY_TAG = f"{TAG}.cache_key"
 ERROR_TAG = f"{TAG}.error"
 DIGEST_TAG = f"{TAG}.digest."
 UPSTREAM_TAG = f"{TAG}.upstream."
+PIPELINE_TAG = f"{TAG}.pipeline"
+PROCESS_TAG = f"{TAG}.process"  # which process on which machine drives a pipeline run
 UNCACHEABLE = "uncacheable"
 
 
@@ -109,3 +115,70 @@ def find_cached(client: MlflowClient, experiment_id: str, step: str, key: str) -
     )
     outputs = set(STEPS[step].outputs)
     return next((run for run in runs if outputs <= digests(run).keys()), None)
+
+
+def process_identity(pid: int | None = None) -> str | None:
+    """`boot-id:pid-namespace:pid:start-time` of a process on this machine (Linux /proc), or
+    None where that cannot be read. Another process, even one reusing the pid later, never
+    has the same identity; another container or machine never has the same prefix."""
+    pid = os.getpid() if pid is None else pid
+    machine, started = _machine(), _proc_stat(pid)
+    if machine is None or started is None:
+        return None
+    return f"{machine}:{pid}:{started[1]}"
+
+
+def process_alive(identity: str | None) -> bool | None:
+    """Whether the process named by `process_identity` still runs; None when that cannot be
+    told from here (no identity, another machine or container, no /proc)."""
+    machine = _machine()
+    if not identity or machine is None or not identity.startswith(f"{machine}:"):
+        return None
+    pid, started = identity.removeprefix(f"{machine}:").split(":")
+    stat = _proc_stat(int(pid))
+    return stat is not None and stat[1] == started and stat[0] != "Z"  # a zombie is gone too
+
+
+def _machine() -> str | None:
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return f"{boot}:{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return None
+
+
+def _proc_stat(pid: int) -> tuple[str, str] | None:
+    """(state, start time in clock ticks since boot) of `pid`, or None if there is none."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], fields[19]
+
+
+@contextmanager
+def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
+    """Hold an exclusive lock on (`step`, cache `key`) for this tracking store; look for a
+    cache hit again once it is held.
+
+    Two pipelines on one machine and store then never run the same step with the same
+    inputs at once: the second waits and reuses the first's run. The kernel drops the lock
+    when its holder dies, so a killed pipeline leaves nothing to clean up. Pipelines on other
+    machines sharing a tracking server are not coordinated by it.
+    """
+    uri = tracking_uri(root)
+    if uri.startswith("sqlite:///"):  # one database file, however its URI is spelled
+        uri = str(Path(uri.removeprefix("sqlite:///")).resolve())
+    store = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    folder = Path(tempfile.gettempdir()) / f"housing-mlops-locks-{store}"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{step}-{key[:32]}.lock", "w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[{step}] waiting: a concurrent pipeline is running this step with the same inputs", flush=True)
+            fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

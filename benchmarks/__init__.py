@@ -1,0 +1,1 @@
+"""Benchmarks of the pipeline: `make bench` runs `python -m benchmarks.bench`."""
