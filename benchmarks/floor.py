@@ -35,7 +35,7 @@ from housing_mlops import hardware, schema, tuning
 from housing_mlops.clusters import silhouette_scan
 from housing_mlops.config import Config, load_config, parse_overrides
 from housing_mlops.evaluation import cross_validate, segment_wmape
-from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_from_config
+from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_for
 from housing_mlops.imputation import pick_winner, score_strategies
 from housing_mlops.metrics import evaluate
 from housing_mlops.models import build_estimator, estimator_from, make_pipeline
@@ -80,21 +80,6 @@ def impute(cfg: Config, train: pd.DataFrame) -> dict[str, Any]:
     return {"strategy": chosen, "params": cfg.impute.strategies[chosen]}
 
 
-def feature_spec(cfg: Config, imputation: dict[str, Any], k: int) -> FeatureSpec:
-    # as steps/features.py spec_for
-    return feature_spec_from_config(
-        cfg.data,
-        imputer=imputation,
-        ratios=[dataclasses.asdict(r) for r in cfg.data.ratios],
-        log_columns=list(cfg.data.log_columns),
-        n_clusters=k,
-        gamma=cfg.features.gamma,
-        cluster_weighted_by_target=cfg.features.weighted_by_target,
-        cluster_n_init=cfg.features.n_init,
-        seed=cfg.features.seed,
-    )
-
-
 def choose_features(cfg: Config, train: pd.DataFrame, imputation: dict[str, Any]) -> FeatureSpec:
     """K search: silhouette scan, reference-model CV per candidate K, then the preview fit."""
     data, fcfg = cfg.data, cfg.features
@@ -108,11 +93,11 @@ def choose_features(cfg: Config, train: pd.DataFrame, imputation: dict[str, Any]
         cv = {}
         for k in sorted({*fcfg.cv_ks, chosen}):
             model = Pipeline(
-                [("preprocess", build_preprocessor(feature_spec(cfg, imputation, k))), ("model", reference)]
+                [("preprocess", build_preprocessor(feature_spec_for(cfg, imputation, k))), ("model", reference)]
             )
             cv[k] = cross_validate(model, X, y, fcfg.cv_folds, fcfg.seed)["wmape"].mean()
         chosen = min(cv, key=cv.__getitem__)
-    spec = feature_spec(cfg, imputation, chosen)
+    spec = feature_spec_for(cfg, imputation, chosen)
     build_preprocessor(spec).fit(X, y).transform(X.head(fcfg.preview_rows))  # the step's preview
     # the sweep reads the spec back from feature_spec.json: same round trip here
     return FeatureSpec.from_dict(json.loads(json.dumps(spec.to_dict())))

@@ -1,6 +1,5 @@
 """Step `features`: choose K for the geo clusters on train, write feature_spec.json."""
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from sklearn.pipeline import Pipeline
 from housing_mlops import plots
 from housing_mlops.clusters import silhouette_scan
 from housing_mlops.evaluation import cross_validate
-from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_from_config
+from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_for
 from housing_mlops.steprun import StepContext, run_step
 
 
@@ -24,17 +23,7 @@ def features(ctx: StepContext) -> None:
     X, y = train[data.features()], train[data.target]
 
     def spec_for(k: int) -> FeatureSpec:
-        return feature_spec_from_config(
-            data,
-            imputer={"strategy": imputation["strategy"], "params": imputation["params"]},
-            ratios=[dataclasses.asdict(r) for r in data.ratios],
-            log_columns=list(data.log_columns),
-            n_clusters=k,
-            gamma=cfg.gamma,
-            cluster_weighted_by_target=cfg.weighted_by_target,
-            cluster_n_init=cfg.n_init,
-            seed=cfg.seed,
-        )
+        return feature_spec_for(ctx.cfg, {"strategy": imputation["strategy"], "params": imputation["params"]}, k)
 
     ks = list(range(cfg.k_min, cfg.k_max + 1, cfg.k_step))
     weights = y if cfg.weighted_by_target else None

@@ -20,6 +20,7 @@ from housing_mlops.errors import ConfigError
 from housing_mlops.features import (
     ClusterSimilarity,
     FeatureSpec,
+    NeighborTargetFeatures,
     RatioFeatures,
     build_preprocessor,
     feature_spec_from_config,
@@ -60,7 +61,8 @@ def spec(cfg) -> FeatureSpec:
         RatioFeatures([{"name": "x0_per_x1", "numerator": 0, "denominator": 1}]),
         ClusterSimilarity(n_clusters=3, random_state=0),
         ClusterSimilarity(n_clusters=3, weighted_by_target=True, random_state=0),
-    ]
+        NeighborTargetFeatures((1, 3)),
+    ],
 )
 def test_transformers_follow_the_sklearn_contract(estimator: Any, check: Any) -> None:
     check(estimator)
@@ -88,11 +90,20 @@ class TargetRecorder(ClusterSimilarity):
         return super().fit(X, y)
 
 
+class NeighborTargetRecorder(NeighborTargetFeatures):
+    """NeighborTargetFeatures that remembers which target rows fit received."""
+
+    def fit(self, X: Any, y: Any = None) -> "NeighborTargetRecorder":
+        self.y_index_ = list(y.index)
+        return super().fit(X, y)
+
+
 def test_preprocessing_is_fitted_on_the_training_fold_only(spec, xy) -> None:
     X, y = xy
     pre = build_preprocessor(spec).set_params(
         impute__numeric=IndexRecorder(),
         features__geo=TargetRecorder(n_clusters=3, weighted_by_target=True, random_state=0),
+        features__neighbors=NeighborTargetRecorder((1, 5)),
     )
     model = Pipeline([("preprocess", pre), ("model", Ridge())])
     result = cross_validate(
@@ -111,6 +122,7 @@ def test_preprocessing_is_fitted_on_the_training_fold_only(spec, xy) -> None:
         clusters = fitted_pre["features"].named_transformers_["geo"]
         assert imputer.index_ == list(X.index[train])
         assert clusters.y_index_ == list(X.index[train])  # KMeans weights: training fold's y
+        assert fitted_pre["features"].named_transformers_["neighbors"].y_index_ == list(X.index[train])
         assert set(imputer.index_).isdisjoint(X.index[test])
 
 
@@ -135,6 +147,7 @@ def test_feature_names_are_stable_and_named(spec, xy) -> None:
         ]
         + [f"log__{c}" for c in ["total_rooms", "total_bedrooms", "population", "households", "median_income"]]
         + [f"geo__cluster_{i}_similarity" for i in range(4)]
+        + [f"neighbors__neighbors_{k}_mean_target" for k in (3, 10, 30)]
         + [f"categorical__ocean_proximity_{c}" for c in CATEGORIES]
         + ["numeric__housing_median_age"]
     )
@@ -181,8 +194,39 @@ def test_nan_in_every_numeric_column_at_predict_time_is_imputed(cfg, xy, imputer
     holes.loc[holes.index[1], "longitude"] = np.nan
     holes.loc[holes.index[2], "households"] = np.nan  # a ratio denominator
     out = pre.transform(holes)
-    assert out.shape == (3, 18)
+    assert out.shape == (3, 21)
     assert np.isfinite(out.to_numpy(dtype=float)).all()
+
+
+def test_neighbour_target_leaves_a_training_row_out_of_its_own_neighbourhood() -> None:
+    coords = np.array([[0.0, 0.0], [0.0, 1.0], [0.0, 3.0], [0.0, 7.0]])
+    y = np.array([1.0, 10.0, 100.0, 1000.0])
+    nt = NeighborTargetFeatures((1, 2))
+    # Row i's own price never appears in its feature: nearest others only.
+    np.testing.assert_array_equal(nt.fit_transform(coords, y), [[10, 55], [1, 50.5], [10, 5.5], [100, 55]])
+    # An unseen row at a training row's place sees that row: it is a neighbour, not itself.
+    np.testing.assert_array_equal(nt.transform(coords[:2]), [[1, 5.5], [10, 5.5]])
+    assert list(nt.get_feature_names_out()) == ["neighbors_1_mean_target", "neighbors_2_mean_target"]
+    # k beyond the rows there are: the mean of all of them.
+    np.testing.assert_array_equal(NeighborTargetFeatures((10,)).fit(coords, y).transform(coords[:1]), [[277.75]])
+
+
+def test_neighbour_target_with_duplicate_coordinates_still_excludes_the_row() -> None:
+    coords = np.zeros((6, 2))  # six districts at one place
+    y = np.arange(6, dtype=float)
+    out = NeighborTargetFeatures((5,)).fit_transform(coords, y)
+    np.testing.assert_allclose(out[:, 0], (y.sum() - y) / 5)
+    # More duplicates than k + 1: the tree may not return the row itself, yet it stays out.
+    y = 10.0 ** np.arange(6)  # every pair of rows has a distinct sum
+    out = NeighborTargetFeatures((2,)).fit_transform(coords, y)
+    for i in range(6):
+        others = {y[a] + y[b] for a in range(6) for b in range(a + 1, 6) if i not in (a, b)}
+        assert 2 * out[i, 0] in others
+
+
+def test_neighbour_target_needs_the_target() -> None:
+    with pytest.raises(ValueError, match="needs the target y"):
+        NeighborTargetFeatures().fit(np.zeros((4, 2)))
 
 
 def test_ratio_with_zero_or_missing_denominator_is_nan_never_inf() -> None:
@@ -287,6 +331,7 @@ def test_another_dataset_needs_only_its_data_config() -> None:
     assert list(out.columns) == [
         "geo__cluster_0_similarity",
         "geo__cluster_1_similarity",
+        *[f"neighbors__neighbors_{k}_mean_target" for k in (3, 10, 30)],
         "numeric__area",
     ]
 
@@ -303,6 +348,8 @@ def test_another_dataset_needs_only_its_data_config() -> None:
         ({"n_clusters": 1}, "features.n_clusters"),
         ({"gamma": 0.0}, "features.gamma"),
         ({"cluster_n_init": 0}, "features.cluster_n_init"),
+        ({"neighbor_ks": [0]}, "features.neighbor_ks"),
+        ({"neighbor_ks": [3, 3]}, "features.neighbor_ks"),
         ({"imputer": {"strategy": "zero", "params": {}}}, "impute.strategy"),
         ({"typo": 1}, "features.typo"),
         ({"numeric": ["total_rooms"]}, "data.columns roles"),

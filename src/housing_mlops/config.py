@@ -157,6 +157,7 @@ class FeaturesConfig:
     gamma: float = 1.0
     weighted_by_target: bool = False
     n_init: int = 1
+    neighbor_ks: list[int] = field(default_factory=lambda: [3, 10, 30])
     seed: int = 42
     preview_rows: int = 5
 
@@ -172,6 +173,12 @@ class FeaturesConfig:
             "cv | silhouette",
         )
         _require(self.gamma > 0, "features.gamma", self.gamma, "> 0")
+        _require(
+            all(k >= 1 for k in self.neighbor_ks) and len(set(self.neighbor_ks)) == len(self.neighbor_ks),
+            "features.neighbor_ks",
+            self.neighbor_ks,
+            "distinct integers >= 1 ([] for none)",
+        )
         _require(
             self.silhouette_sample >= 100,
             "features.silhouette_sample",
