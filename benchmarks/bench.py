@@ -151,18 +151,34 @@ def pipeline_command(settings: Settings) -> list[str]:
     ]
 
 
+def run_logged(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
+    """Run `command` with its output in `log`; its exit code. The command gets a process group
+    of its own, killed whole if the bench stops early: `mlflow run` leaves its step processes
+    running when only it is killed."""
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            return process.wait()
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+
+
+def unwind_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so `run_logged` gets to stop its child's process group."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+
+
 def run_pipeline(settings: Settings, log: Path) -> float:
     """Wall seconds of one `mlflow run`; its output goes to `log`."""
     started = time.perf_counter()
-    with log.open("w") as out:
-        done = subprocess.run(
-            pipeline_command(settings), cwd=settings.work, env=settings.env, stdout=out, stderr=subprocess.STDOUT
-        )
+    code = run_logged(pipeline_command(settings), log, settings.work, settings.env)
     seconds = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(
-            f"`mlflow run` failed (exit {done.returncode}); its output: {log}\n{log.read_text()[-3000:]}"
-        )
+    if code != 0:
+        raise RuntimeError(f"`mlflow run` failed (exit {code}); its output: {log}\n{log.read_text()[-3000:]}")
     return seconds
 
 
@@ -255,11 +271,10 @@ def run_floor(settings: Settings, trials: int | None) -> dict[str, Any]:
     command = [sys.executable, "-m", "benchmarks.floor", "--data", str(settings.data), "--json", str(out)]
     command += ["--hydra-options", settings.hydra] + (["--trials", str(trials)] if trials else [])
     started = time.perf_counter()
-    with (settings.work / "floor.log").open("w") as log:
-        done = subprocess.run(command, cwd=ROOT, env=settings.env, stdout=log, stderr=subprocess.STDOUT)
+    code = run_logged(command, settings.work / "floor.log", ROOT, settings.env)
     wall = time.perf_counter() - started
-    if done.returncode != 0:
-        raise RuntimeError(f"the floor failed (exit {done.returncode}): {settings.work / 'floor.log'}")
+    if code != 0:
+        raise RuntimeError(f"the floor failed (exit {code}): {settings.work / 'floor.log'}")
     result = json.loads(out.read_text()) | {"wall_s": round(wall, 2), "trials_from": "pipeline" if trials else "config"}
     say(settings, "compute floor", f"{wall:.1f} s ({result['sweep']['trials_finished']} sweep trials)")
     return result
@@ -781,6 +796,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps the log readable
+    unwind_on_sigterm()
     results: dict[str, Any] = {}
     work = Path(tempfile.mkdtemp(prefix="housing-bench-"))
     try:

@@ -170,6 +170,7 @@ def run_study(
         sweep.seed,
         sweep.pruner,
         Memory(memory_dir, verbose=0),
+        sweep.n_jobs,
     )
     try:
         # as the step's one worker: its thread limit (None keeps the process's own setting)

@@ -5,6 +5,7 @@ import json
 import multiprocessing
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -12,6 +13,7 @@ import optuna
 import pandas as pd
 import yaml
 from joblib import Memory
+from mlflow.entities import Metric, Param
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
@@ -38,7 +40,7 @@ def sweep(ctx: StepContext) -> None:
     X, y = train[data.features()], train[data.target]
     memory = Memory(tempfile.mkdtemp(dir=ctx.workdir), verbose=0)
     objective = tuning.cv_objective(
-        X, y, spec, model, selection["params"], cfg.feature_space, cfg.folds, cfg.seed, cfg.pruner, memory
+        X, y, spec, model, selection["params"], cfg.feature_space, cfg.folds, cfg.seed, cfg.pruner, memory, cfg.n_jobs
     )
 
     storage_url = cfg.storage or _default_storage(ctx)
@@ -124,18 +126,19 @@ def _trial_logger(ctx: StepContext):
                 "mlflow.parentRunId": ctx.run_id,
                 "housing.trial": str(trial.number),
                 "housing.trial.state": trial.state.name,
-            },
+            }
+            | ({"housing.error": tuning.failure_reason(trial)[:5000]} if trial.state == TrialState.FAIL else {}),
         )
         run_id = run.info.run_id
-        for key, value in trial.params.items():
-            client.log_param(run_id, key, value)
-        for key, value in trial.user_attrs.items():
-            if key != tuning.ERROR_ATTR:
-                client.log_metric(run_id, key, float(value))
-        if trial.state == TrialState.FAIL:
-            client.set_tag(run_id, "housing.error", tuning.failure_reason(trial)[:5000])
+        now = int(time.time() * 1000)
+        metrics = {k: float(v) for k, v in trial.user_attrs.items() if k != tuning.ERROR_ATTR}
         if trial.duration is not None:
-            client.log_metric(run_id, "duration_s", trial.duration.total_seconds())
+            metrics["duration_s"] = trial.duration.total_seconds()
+        client.log_batch(  # one request per trial, not one per value
+            run_id,
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            params=[Param(k, str(v)) for k, v in trial.params.items()],
+        )
         end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else None
         client.set_terminated(run_id, _RUN_STATUS.get(trial.state, "FAILED"), end_time=end)
 

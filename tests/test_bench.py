@@ -2,8 +2,11 @@
 README alone while a full run rewrites only its Performance section."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,37 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
     assert readme.read_text() == (
         f"# title\n\n## Performance\n{README_START}\n| new | table |\n{README_END}\n\n## Tests\nkept\n"
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+
+
+def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: Path) -> None:
+    # like `mlflow run` and its step processes: the grandchild outlives a kill of the child alone
+    pid_file = tmp_path / "grandchild.pid"
+    child = f"sleep 300 & echo $! > {pid_file}; wait"
+    script = (
+        "from pathlib import Path; from benchmarks.bench import run_logged, unwind_on_sigterm; unwind_on_sigterm(); "
+        f"run_logged(['sh', '-c', {child!r}], Path({str(tmp_path / 'log')!r}), Path('.'), None)"
+    )
+    bench = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while not pid_file.exists() or not pid_file.read_text().strip():
+        assert time.monotonic() < deadline and bench.poll() is None, "the child never started"
+        time.sleep(0.05)
+    grandchild = int(pid_file.read_text())
+    assert _alive(grandchild)
+    bench.send_signal(signal.SIGTERM)
+    assert bench.wait(timeout=30) == 128 + signal.SIGTERM
+    deadline = time.monotonic() + 10
+    while _alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(grandchild)
 
 
 @pytest.mark.e2e

@@ -277,6 +277,7 @@ class SweepConfig:
     storage: str | None = None
     study_name: str | None = None
     n_workers: int = 1
+    n_jobs: int = 2
     feature_space: dict[str, SpaceParam] = field(default_factory=dict)
 
     def validate(self) -> None:
@@ -296,6 +297,7 @@ class SweepConfig:
             "median | wilcoxon | none",
         )
         _require(self.n_workers >= 1, "sweep.n_workers", self.n_workers, ">= 1")
+        _require(self.n_jobs >= 1, "sweep.n_jobs", self.n_jobs, ">= 1")
         _require(self.n_startup_trials >= 0, "sweep.n_startup_trials", self.n_startup_trials, ">= 0")
         for key in self.feature_space:
             _require(key in ("n_clusters", "gamma"), "sweep.feature_space", key, "n_clusters | gamma")

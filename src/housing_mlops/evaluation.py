@@ -53,17 +53,25 @@ def cross_validate(
     with_train: bool = False,
     on_fold: Callable[[int, dict[str, float]], None] | None = None,
 ) -> pd.DataFrame:
-    """One row of metrics per fold. With n_jobs=1, `on_fold(i, scores)` is called after each
-    fold (for progress and pruning); an exception it raises stops the remaining folds."""
+    """One row of metrics per fold, on `n_jobs` processes; fold results do not depend on n_jobs.
+
+    With `on_fold`, folds run in rounds of n_jobs, and after each round `on_fold(i, scores)` is
+    called for its folds in order (for progress and pruning); an exception it raises stops the
+    remaining rounds."""
     splits = list(folds(len(X), n_folds, seed))
-    if n_jobs == 1:
-        rows = []
-        for i, (train_idx, test_idx) in enumerate(splits):
-            rows.append(fit_and_score(model, X, y, train_idx, test_idx, with_train))
-            if on_fold is not None:
-                on_fold(i, rows[-1])
-    else:
-        rows = Parallel(n_jobs=n_jobs)(delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in splits)
+    round_size = n_jobs if on_fold is not None else len(splits)
+    rows: list[dict[str, float]] = []
+    with Parallel(n_jobs=n_jobs) as parallel:
+        for start in range(0, len(splits), round_size):
+            chunk = splits[start : start + round_size]
+            if n_jobs == 1:  # in this process: no pickling, the caller's thread limits apply
+                scored = [fit_and_score(model, X, y, tr, te, with_train) for tr, te in chunk]
+            else:
+                scored = parallel(delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in chunk)
+            for i, scores in enumerate(scored, start=start):
+                rows.append(scores)
+                if on_fold is not None:
+                    on_fold(i, scores)
     return pd.DataFrame(rows).rename_axis("fold").reset_index()
 
 

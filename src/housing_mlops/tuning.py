@@ -109,17 +109,21 @@ def cv_objective(
     seed: int,
     pruner_kind: str,
     memory: Any = None,
+    n_jobs: int = 1,
 ) -> Callable[[optuna.Trial], float]:
     """The study's objective: mean CV wMAPE of the full Pipeline with the trial's model and
-    feature parameters, on `base_params` (the grid winner's). Each fold is reported for pruning;
-    the mean of every metric is kept as a `cv_<metric>` user attribute."""
+    feature parameters, on `base_params` (the grid winner's). Folds run `n_jobs` at a time and
+    each is reported for pruning after its round; the mean of every metric is kept as a
+    `cv_<metric>` user attribute."""
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, model.space)}
         features = suggest(trial, feature_space, FEATURE_PREFIX)
         try:
             pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params), memory)
-            folds = cross_validate(pipeline, X, y, n_folds, seed, on_fold=fold_reporter(trial, pruner_kind))
+            folds = cross_validate(
+                pipeline, X, y, n_folds, seed, n_jobs=n_jobs, on_fold=fold_reporter(trial, pruner_kind)
+            )
         except optuna.TrialPruned:
             raise
         except Exception as exc:
