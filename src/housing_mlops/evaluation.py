@@ -64,10 +64,7 @@ def cross_validate(
     with Parallel(n_jobs=n_jobs) as parallel:
         for start in range(0, len(splits), round_size):
             chunk = splits[start : start + round_size]
-            if n_jobs == 1:  # in this process: no pickling, the caller's thread limits apply
-                scored = [fit_and_score(model, X, y, tr, te, with_train) for tr, te in chunk]
-            else:
-                scored = parallel(delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in chunk)
+            scored = parallel(delayed(fit_and_score)(model, X, y, tr, te, with_train) for tr, te in chunk)
             for i, scores in enumerate(scored, start=start):
                 rows.append(scores)
                 if on_fold is not None:
