@@ -151,7 +151,7 @@ def pipeline_command(settings: Settings) -> list[str]:
     ]
 
 
-def run_logged(command: list[str], log: Path, cwd: Path, env: dict[str, str]) -> int:
+def run_logged(command: list[str], log: Path, cwd: Path, env: dict[str, str] | None) -> int:
     """Run `command` with its output in `log`; its exit code. The command gets a process group
     of its own, killed whole if the bench stops early: `mlflow run` leaves its step processes
     running when only it is killed."""
