@@ -159,7 +159,7 @@ def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
         **{k: v for k, v in best.params.items() if not k.startswith(tuning.FEATURE_PREFIX)},
     }
     best_spec = dataclasses.replace(spec, **features)
-    grid_trial = study.trials[0]  # enqueued into the empty study: the grid winner
+    grid_trial = study.get_trials(deepcopy=False)[0]  # enqueued into the empty study: the grid winner
     grid_score = grid_trial.value if grid_trial.state == TrialState.COMPLETE else None
     result = {
         "family": selection["family"],

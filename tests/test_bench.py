@@ -2,7 +2,6 @@
 README alone while a full run rewrites only its Performance section."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 import pytest
 from benchmarks.bench import README_END, README_START, update_readme
 
+from housing_mlops.tracking import process_alive, process_identity
 from tests.conftest import ROOT
 
 
@@ -22,14 +22,6 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
     assert readme.read_text() == (
         f"# title\n\n## Performance\n{README_START}\n| new | table |\n{README_END}\n\n## Tests\nkept\n"
     )
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
 
 
 def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: Path) -> None:
@@ -45,14 +37,14 @@ def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: 
     while not pid_file.exists() or not pid_file.read_text().strip():
         assert time.monotonic() < deadline and bench.poll() is None, "the child never started"
         time.sleep(0.05)
-    grandchild = int(pid_file.read_text())
-    assert _alive(grandchild)
+    grandchild = process_identity(int(pid_file.read_text()))  # pid-reuse safe, as the orchestrator's check
+    assert process_alive(grandchild)
     bench.send_signal(signal.SIGTERM)
     assert bench.wait(timeout=30) == 128 + signal.SIGTERM
     deadline = time.monotonic() + 10
-    while _alive(grandchild) and time.monotonic() < deadline:
+    while process_alive(grandchild) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(grandchild)
+    assert process_alive(grandchild) is False
 
 
 @pytest.mark.e2e
