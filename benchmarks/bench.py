@@ -41,9 +41,10 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import floor
-from housing_mlops import hardware
-from housing_mlops.config import Config, load_config, parse_overrides
-from housing_mlops.features import FeatureSpec
+from housing_mlops.config.loading import load_config, parse_overrides
+from housing_mlops.config.schema import Config
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.registry import hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

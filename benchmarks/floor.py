@@ -31,16 +31,20 @@ from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
-from housing_mlops import hardware, schema, tuning
-from housing_mlops.clusters import silhouette_scan
-from housing_mlops.config import Config, load_config, parse_overrides
-from housing_mlops.evaluation import cross_validate, segment_wmape
-from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_for
-from housing_mlops.imputation import pick_winner, score_strategies
-from housing_mlops.metrics import evaluate
-from housing_mlops.models import build_estimator, estimator_from, make_pipeline
-from housing_mlops.selection import CandidateResult, evaluate_grid, leaderboard, winner
-from housing_mlops.split import split, strata
+from housing_mlops.config.loading import load_config, parse_overrides
+from housing_mlops.config.schema import Config
+from housing_mlops.data import schema
+from housing_mlops.data.split import split, strata
+from housing_mlops.features.clusters import silhouette_scan
+from housing_mlops.features.imputation import pick_winner, score_strategies
+from housing_mlops.features.preprocessing import build_preprocessor
+from housing_mlops.features.spec import FeatureSpec, feature_spec_for
+from housing_mlops.modeling import tuning
+from housing_mlops.modeling.evaluation import cross_validate, segment_wmape
+from housing_mlops.modeling.metrics import evaluate
+from housing_mlops.modeling.selection import CandidateResult, evaluate_grid, leaderboard, winner
+from housing_mlops.modeling.zoo import build_estimator, estimator_from, make_pipeline
+from housing_mlops.registry import hardware
 
 ROOT = Path(__file__).resolve().parents[1]
 

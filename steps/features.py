@@ -9,11 +9,12 @@ import pandas as pd
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from housing_mlops import plots
-from housing_mlops.clusters import silhouette_scan
-from housing_mlops.evaluation import cross_validate
-from housing_mlops.features import FeatureSpec, build_preprocessor, feature_spec_for
-from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.features.clusters import silhouette_scan
+from housing_mlops.features.preprocessing import build_preprocessor
+from housing_mlops.features.spec import FeatureSpec, feature_spec_for
+from housing_mlops.modeling.evaluation import cross_validate
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.reporting import plots
 
 
 def features(ctx: StepContext) -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from housing_mlops import plots
-from housing_mlops.imputation import pick_winner, score_strategies
-from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.features.imputation import pick_winner, score_strategies
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.reporting import plots
 
 
 def impute(ctx: StepContext) -> None:

@@ -5,8 +5,9 @@ from pathlib import Path
 
 import mlflow
 
-from housing_mlops import schema, source
-from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.data import schema, source
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.tags import DATA_SHA_TAG, DATA_SOURCE_TAG
 
 
 def ingest(ctx: StepContext) -> None:
@@ -18,7 +19,7 @@ def ingest(ctx: StepContext) -> None:
         ctx.warn(message)
     ctx.output("raw.parquet", df.to_parquet)
     mlflow.log_dict(schema.profile(df), "profile.json")
-    mlflow.set_tags({"housing.data.sha256": sha, "housing.data.source": data.source})
+    mlflow.set_tags({DATA_SHA_TAG: sha, DATA_SOURCE_TAG: data.source})
     mlflow.log_metrics({"rows": len(df), "columns": df.shape[1]})
     dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
     mlflow.log_input(dataset, context="raw")

@@ -4,9 +4,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from housing_mlops.config import load_config, parse_overrides
+from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
-from housing_mlops.orchestrator import run_pipeline
+from housing_mlops.pipeline.orchestrator import run_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,9 +11,9 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from housing_mlops.config import load_config, parse_overrides
+from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
-from housing_mlops.tracking import tracking_uri
+from housing_mlops.pipeline.tracking import tracking_uri
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -13,11 +13,11 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from housing_mlops import registry
-from housing_mlops.config import load_config, parse_overrides
+from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
-from housing_mlops.promotion import decide
-from housing_mlops.tracking import tracking_uri
+from housing_mlops.pipeline.tracking import tracking_uri
+from housing_mlops.registry import store as registry
+from housing_mlops.registry.gate import decide
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -15,16 +15,19 @@ from mlflow.models import infer_signature
 from sklearn.inspection import permutation_importance
 
 import housing_mlops
-from housing_mlops import hardware, plots, registry
-from housing_mlops.card import model_card
-from housing_mlops.evaluation import segment_wmape
-from housing_mlops.features import FeatureSpec
-from housing_mlops.metrics import evaluate
-from housing_mlops.models import estimator_from, make_pipeline
-from housing_mlops.promotion import Contender, decide
-from housing_mlops.split import strata
-from housing_mlops.steprun import StepContext, run_step
-from housing_mlops.tracking import code_version, digests
+from housing_mlops.data.split import strata
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.evaluation import segment_wmape
+from housing_mlops.modeling.metrics import evaluate
+from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.pipeline.tracking import code_version, digests
+from housing_mlops.registry import hardware
+from housing_mlops.registry import store as registry
+from housing_mlops.registry.card import model_card
+from housing_mlops.registry.gate import Contender, decide
+from housing_mlops.reporting import plots
+from housing_mlops.tags import DATA_SHA_TAG, HARDWARE_TARGET_TAG, MODEL_VERSION_TAG, PROMOTED_TAG
 
 REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
 
@@ -97,7 +100,7 @@ def register(ctx: StepContext) -> None:
         raw = ctx.upstream["ingest"].data.tags
         split_digests = digests(ctx.upstream["split"])
         card_data = {
-            "sha256": raw.get("housing.data.sha256"),
+            "sha256": raw.get(DATA_SHA_TAG),
             "rows": len(train) + len(test),
             "train_rows": len(train),
             "test_rows": len(test),
@@ -151,9 +154,9 @@ def register(ctx: StepContext) -> None:
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(
         {
-            "housing.model_version": version,
-            "housing.promoted": str(promoted).lower(),
-            "housing.hardware_target": target.target,
+            MODEL_VERSION_TAG: version,
+            PROMOTED_TAG: str(promoted).lower(),
+            HARDWARE_TARGET_TAG: target.target,
         }
     )
     print(

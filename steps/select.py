@@ -8,16 +8,11 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from housing_mlops import plots
-from housing_mlops.features import FeatureSpec
-from housing_mlops.selection import (
-    CandidateResult,
-    evaluate_grid,
-    leaderboard,
-    run_isolated,
-    winner,
-)
-from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.selection import CandidateResult, evaluate_grid, leaderboard, run_isolated, winner
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.reporting import plots
+from housing_mlops.tags import CANDIDATE_STATUS_TAG, CANDIDATE_TAG, ERROR_TAG
 
 
 def select(ctx: StepContext) -> None:
@@ -77,11 +72,11 @@ def select(ctx: StepContext) -> None:
 def _log_candidate(result: CandidateResult, estimator: str) -> None:
     """One nested run per candidate: its best grid point, or its error."""
     with mlflow.start_run(run_name=result.family, nested=True):
-        mlflow.set_tags({"housing.candidate": result.family, "housing.candidate.status": result.status})
+        mlflow.set_tags({CANDIDATE_TAG: result.family, CANDIDATE_STATUS_TAG: result.status})
         mlflow.log_params({"family": result.family, "estimator": estimator})
         mlflow.log_metric("duration_s", result.seconds)
         if result.status != "ok":
-            mlflow.set_tag("housing.error", result.error[:5000])
+            mlflow.set_tag(ERROR_TAG, result.error[:5000])
             mlflow.end_run("FAILED")
             return
         best = result.best

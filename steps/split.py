@@ -6,8 +6,8 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 
-from housing_mlops.split import split
-from housing_mlops.steprun import StepContext, run_step
+from housing_mlops.data.split import split
+from housing_mlops.pipeline.runner import StepContext, run_step
 
 
 def split_step(ctx: StepContext) -> None:

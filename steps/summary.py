@@ -7,8 +7,9 @@ from pathlib import Path
 import mlflow
 from mlflow.tracking import MlflowClient
 
-from housing_mlops.config import load_config, parse_overrides
-from housing_mlops.tracking import tracking_uri
+from housing_mlops.config.loading import load_config, parse_overrides
+from housing_mlops.pipeline.tracking import tracking_uri
+from housing_mlops.tags import MODEL_VERSION_TAG
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("wmape", "rmse", "mae", "r2", "mape")
@@ -38,7 +39,7 @@ def summary(client: MlflowClient, experiment: str, model_name: str) -> str:
     by_step = {s["step"]: client.get_run(s["run_id"]) for s in steps}
     if "register" in by_step:
         register = by_step["register"]
-        version = register.data.tags.get("housing.model_version")
+        version = register.data.tags.get(MODEL_VERSION_TAG)
         tags = client.get_model_version(model_name, version).tags if version else {}
         sweep = by_step.get("sweep")
         cv = sweep.data.metrics.get("best_cv_wmape") if sweep else None

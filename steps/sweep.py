@@ -17,12 +17,14 @@ from mlflow.entities import Metric, Param
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
-from housing_mlops import mirror, tuning
 from housing_mlops.errors import SweepError
-from housing_mlops.features import FeatureSpec
-from housing_mlops.models import build_estimator
-from housing_mlops.steprun import StepContext, run_step
-from housing_mlops.tracking import local_store_dir
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.integrations import wandb_mirror as mirror
+from housing_mlops.modeling import tuning
+from housing_mlops.modeling.zoo import build_estimator
+from housing_mlops.pipeline.runner import StepContext, run_step
+from housing_mlops.pipeline.tracking import local_store_dir
+from housing_mlops.tags import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 
 _RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -126,10 +128,10 @@ def _trial_logger(ctx: StepContext):
             run_name=f"trial-{trial.number:03d}",
             tags={
                 "mlflow.parentRunId": ctx.run_id,
-                "housing.trial": str(trial.number),
-                "housing.trial.state": trial.state.name,
+                TRIAL_TAG: str(trial.number),
+                TRIAL_STATE_TAG: trial.state.name,
             }
-            | ({"housing.error": tuning.failure_reason(trial)[:5000]} if trial.state == TrialState.FAIL else {}),
+            | ({ERROR_TAG: tuning.failure_reason(trial)[:5000]} if trial.state == TrialState.FAIL else {}),
         )
         run_id = run.info.run_id
         now = int(time.time() * 1000)

@@ -13,7 +13,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from housing_mlops.config import Config, load_config
+from housing_mlops.config.loading import load_config
+from housing_mlops.config.schema import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

@@ -19,7 +19,7 @@ def test_conda_env_pins_match_pyproject() -> None:
 
 
 def test_mlproject_uses_conda_env_and_has_every_step() -> None:
-    from housing_mlops.dag import STEPS
+    from housing_mlops.pipeline.dag import STEPS
 
     mlproject = yaml.safe_load((ROOT / "MLproject").read_text())
     assert mlproject["conda_env"] == "conda.yaml"

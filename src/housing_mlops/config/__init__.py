@@ -1,0 +1,1 @@
+"""Config layer: the typed schema of config/ and its loading through Hydra."""

@@ -1,0 +1,56 @@
+"""Config loading: compose config/ with Hydra overrides into the validated typed Config."""
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from housing_mlops.config.schema import Config
+from housing_mlops.errors import ConfigError
+
+
+def parse_overrides(hydra_options: str) -> list[str]:
+    """Split one `-P hydra_options="a=1 b=[x,y]"` string into Hydra overrides."""
+    try:
+        return shlex.split(hydra_options)
+    except ValueError as exc:
+        raise ConfigError(f"hydra_options {hydra_options!r} cannot be parsed: {exc}") from exc
+
+
+def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[str, Any]]:
+    """Compose config/ with overrides; return the validated object and its plain dict."""
+    try:
+        with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
+            raw = compose(config_name="config", overrides=overrides)
+        plain = OmegaConf.to_container(raw, resolve=True)
+        cfg = OmegaConf.to_object(raw)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(_one_line(exc)) from exc
+    # Hydra lets `+key=value` add keys to a typed node; the dataclasses drop them silently.
+    extra = _extra_keys(plain, OmegaConf.to_container(OmegaConf.structured(cfg)))
+    if extra:
+        raise ConfigError(f"config error: unknown key '{extra[0]}' (not in the schema)")
+    cfg.validate()
+    return cfg, plain
+
+
+def _extra_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
+    if not isinstance(given, dict) or not isinstance(known, dict):
+        return []
+    found = [f"{prefix}{k}" for k in given if k not in known]
+    for k in given.keys() & known.keys():
+        found += _extra_keys(given[k], known[k], f"{prefix}{k}.")
+    return found
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra/OmegaConf messages span lines; keep the cause and the full key."""
+    cause = exc.__cause__ if isinstance(exc.__cause__, OmegaConfBaseException) else exc
+    first = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    full_key = getattr(cause, "full_key", None)
+    where = f" (key '{full_key}')" if full_key and full_key not in first else ""
+    return f"config error: {first}{where}"

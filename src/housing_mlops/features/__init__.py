@@ -1,0 +1,1 @@
+"""Feature layer: sklearn transformers, the feature spec, the preprocessor, imputation and clusters. Pure."""

@@ -1,0 +1,1 @@
+"""Modeling layer: metrics, the model zoo, cross-validation, selection and tuning. Pure: no tracking."""

@@ -1,0 +1,160 @@
+"""Model selection: each family's grid cross-validated on train, in an isolated process
+with a time limit, so one failing or slow family never stops the others."""
+
+import json
+import multiprocessing
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+import pandas as pd
+from joblib import Memory, parallel_config
+
+from housing_mlops.config.schema import ModelConfig
+from housing_mlops.errors import HousingError
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.evaluation import cross_validate
+from housing_mlops.modeling.zoo import build_estimator, grid, make_pipeline
+
+METRIC_COLUMNS = (
+    "wmape",
+    "mae",
+    "rmse",
+    "r2",
+    "mape",
+    "smape",
+    "median_ape",
+    "within_5pct",
+    "within_10pct",
+    "within_15pct",
+)
+
+
+@dataclass
+class CandidateResult:
+    family: str
+    status: str  # ok | failed | timeout
+    seconds: float
+    rows: list[dict[str, Any]] = field(default_factory=list)  # one per grid combination
+    error: str = ""
+
+    @property
+    def best(self) -> dict[str, Any]:
+        return min(self.rows, key=lambda r: (r["cv_wmape"], r["fit_s"]))
+
+
+def summarise_folds(params: dict[str, Any], folds: pd.DataFrame) -> dict[str, Any]:
+    """Mean (and std of wMAPE) over folds, train scores and the overfitting gap."""
+    row: dict[str, Any] = {"params": params}
+    for metric in METRIC_COLUMNS:
+        row[f"cv_{metric}"] = float(folds[metric].mean())
+    row["cv_wmape_std"] = float(folds["wmape"].std(ddof=0))
+    if "train_wmape" in folds:
+        row["train_wmape"] = float(folds["train_wmape"].mean())
+        row["gap_wmape"] = row["cv_wmape"] - row["train_wmape"]
+    row["fit_s"] = float(folds["fit_s"].mean())
+    row["predict_s"] = float(folds["predict_s"].mean())
+    return row
+
+
+def evaluate_grid(
+    model: ModelConfig,
+    grid_name: str,
+    spec: FeatureSpec,
+    X: pd.DataFrame,
+    y: pd.Series,
+    n_folds: int,
+    seed: int,
+    n_jobs: int,
+    cache_dir: str,
+) -> list[dict[str, Any]]:
+    """Cross-validate every combination of one family's grid; one summary row each."""
+    memory = Memory(cache_dir, verbose=0)
+    return [
+        summarise_folds(
+            params,
+            cross_validate(
+                make_pipeline(spec, build_estimator(model, params), memory),
+                X,
+                y,
+                n_folds,
+                seed,
+                n_jobs=n_jobs,
+                with_train=True,
+            ),
+        )
+        for params in grid(model, grid_name)
+    ]
+
+
+def _child(sender: Connection, work: Callable[..., list[dict[str, Any]]], args: tuple) -> None:
+    try:
+        # threads, not loky processes: loky workers started inside this child hung it
+        with parallel_config(backend="threading"):
+            sender.send(("ok", work(*args)))
+    except BaseException as exc:  # reported to the parent, never swallowed
+        first = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        sender.send(("failed", first + "\n" + traceback.format_exc(limit=3)))
+
+
+def run_isolated(
+    family: str, work: Callable[..., list[dict[str, Any]]], args: tuple, timeout_s: float
+) -> CandidateResult:
+    """Run `work(*args)` in a fresh process; a raise or a timeout becomes a failed result.
+
+    A forkserver child starts clean: forking the step process itself, which holds MLflow's
+    threads and locks, can deadlock the child (seen with loky workers inside it).
+    """
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["housing_mlops.modeling.selection"])
+    receiver, sender = context.Pipe(duplex=False)
+    started = time.perf_counter()
+    process = context.Process(target=_child, args=(sender, work, args))
+    process.start()
+    ready = receiver.poll(timeout_s)
+    seconds = time.perf_counter() - started
+    if not ready:
+        process.kill()
+        process.join()
+        return CandidateResult(family, "timeout", seconds, error=f"exceeded select.candidate_timeout_s={timeout_s:g}")
+    status, payload = receiver.recv()
+    process.join()
+    if status == "ok":
+        return CandidateResult(family, "ok", seconds, rows=payload)
+    return CandidateResult(family, "failed", seconds, error=payload)
+
+
+def leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
+    """Best combination per family, ranked by CV wMAPE (ties: faster fit); failures last."""
+    records = []
+    for result in results:
+        base = {
+            "family": result.family,
+            "status": result.status,
+            "seconds": result.seconds,
+            "combos": len(result.rows),
+            "error": result.error.split("\n")[0],
+        }
+        if result.status == "ok":
+            best = result.best
+            records.append(base | best | {"params": json.dumps(best["params"], sort_keys=True)})
+        else:
+            records.append(base)
+    board = pd.DataFrame(records)
+    if "cv_wmape" not in board:
+        board["cv_wmape"] = float("nan")
+        board["fit_s"] = float("nan")
+    board = board.sort_values(["cv_wmape", "fit_s"], na_position="last").reset_index(drop=True)
+    board.insert(0, "rank", range(1, len(board) + 1))
+    return board
+
+
+def winner(board: pd.DataFrame) -> pd.Series:
+    ok = board[board["status"] == "ok"]
+    if ok.empty:
+        errors = "; ".join(f"{r.family}: {r.error}" for r in board.itertuples())
+        raise HousingError(f"every candidate in models.candidates failed ({errors})")
+    return ok.iloc[0]

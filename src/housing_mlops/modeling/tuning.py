@@ -1,0 +1,181 @@
+"""The Optuna sweep: search space from config, a CV objective that reports each fold for
+pruning, seeded samplers, and a study that resumes from its storage."""
+
+import dataclasses
+import os
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from housing_mlops.config.schema import ModelConfig, SpaceParam
+from housing_mlops.errors import ConfigError
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.evaluation import cross_validate
+from housing_mlops.modeling.metrics import METRICS
+from housing_mlops.modeling.zoo import build_estimator, make_pipeline
+
+FEATURE_PREFIX = "features."
+ERROR_ATTR = "error"
+FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+
+
+def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "") -> dict[str, Any]:
+    """Draw one value per parameter of `space`; names get `prefix` in the study."""
+    values: dict[str, Any] = {}
+    for name, p in space.items():
+        key = f"{prefix}{name}"
+        if p.type == "categorical":
+            values[name] = trial.suggest_categorical(key, list(p.choices or []))
+        elif p.type == "int":
+            step = int(p.step) if p.step else 1
+            values[name] = trial.suggest_int(key, int(p.low), int(p.high), step=step, log=p.log)
+        else:
+            values[name] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+    return values
+
+
+def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[str, Any]:
+    """The values Optuna can enqueue: numbers clipped into [low, high] (a default of 0 on a
+    log scale becomes `low`), categories kept only when they are among the choices."""
+    clipped: dict[str, Any] = {}
+    for name, value in values.items():
+        p = space[name]
+        if p.type == "categorical":
+            if value in (p.choices or []):
+                clipped[name] = value
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            bounded = min(max(value, p.low), p.high)
+            clipped[name] = round(bounded) if p.type == "int" else float(bounded)
+    return clipped
+
+
+def open_storage(url: str) -> optuna.storages.RDBStorage:
+    """The study storage at `url`. SQLite waits up to a minute for a lock instead of failing at
+    once: workers of one sweep (or two pipelines) write trials to the same file."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
+    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+
+
+def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+    if kind == "tpe":
+        return optuna.samplers.TPESampler(
+            seed=seed, multivariate=True, n_startup_trials=n_startup_trials, constant_liar=True
+        )
+    if kind == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    raise ConfigError(f"config key 'sweep.sampler' = {kind!r} is not allowed: expected tpe | random")
+
+
+def make_pruner(kind: str, n_startup_trials: int) -> optuna.pruners.BasePruner:
+    if kind == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0)
+    if kind == "wilcoxon":
+        return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
+    if kind == "none":
+        return optuna.pruners.NopPruner()
+    raise ConfigError(f"config key 'sweep.pruner' = {kind!r} is not allowed: expected median | wilcoxon | none")
+
+
+def fold_reporter(trial: optuna.Trial, pruner_kind: str) -> Callable[[int, dict[str, float]], None]:
+    """Report after each CV fold and prune hopeless trials.
+
+    The median pruner compares running means; the Wilcoxon pruner compares per-fold values
+    (its steps are fold indices, and it expects the value of that fold, not a running mean).
+    """
+    seen: list[float] = []
+
+    def on_fold(i: int, scores: dict[str, float]) -> None:
+        seen.append(scores["wmape"])
+        value = scores["wmape"] if pruner_kind == "wilcoxon" else sum(seen) / len(seen)
+        trial.report(value, step=i)
+        trial.set_user_attr(f"fold_{i}_wmape", scores["wmape"])
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned after fold {i}: running wMAPE {value:.4f}")
+
+    return on_fold
+
+
+def cv_objective(
+    X: pd.DataFrame,
+    y: pd.Series,
+    spec: FeatureSpec,
+    model: ModelConfig,
+    base_params: dict[str, Any],
+    feature_space: dict[str, SpaceParam],
+    n_folds: int,
+    seed: int,
+    pruner_kind: str,
+    memory: Any = None,
+    n_jobs: int = 1,
+) -> Callable[[optuna.Trial], float]:
+    """The study's objective: mean CV wMAPE of the full Pipeline with the trial's model and
+    feature parameters, on `base_params` (the grid winner's). Folds run `n_jobs` at a time and
+    each is reported for pruning after its round; the mean of every metric is kept as a
+    `cv_<metric>` user attribute."""
+
+    def objective(trial: optuna.Trial) -> float:
+        params = {**base_params, **suggest(trial, model.space)}
+        features = suggest(trial, feature_space, FEATURE_PREFIX)
+        try:
+            pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params), memory)
+            folds = cross_validate(
+                pipeline, X, y, n_folds, seed, n_jobs=n_jobs, on_fold=fold_reporter(trial, pruner_kind)
+            )
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            # Optuna logs a caught exception but keeps no reason on the trial: keep it for the record
+            trial.set_user_attr(ERROR_ATTR, f"{type(exc).__name__}: {exc}"[:2000])
+            raise
+        for metric in METRICS:
+            trial.set_user_attr(f"cv_{metric}", float(folds[metric].mean()))
+        return float(folds["wmape"].mean())
+
+    return objective
+
+
+def threads_per_worker(n_workers: int) -> int | None:
+    """Native threads (OpenMP, BLAS) each of several workers may use: the cores split evenly.
+    More threads than cores makes OpenMP spin against itself (HistGradientBoosting fits run
+    ~10x slower). One worker keeps the process's own setting (e.g. OMP_NUM_THREADS): None."""
+    return None if n_workers == 1 else max(1, len(os.sched_getaffinity(0)) // n_workers)
+
+
+def failure_reason(trial: optuna.trial.FrozenTrial) -> str:
+    """Why a FAIL trial failed: the exception it raised, or the reason a resume recorded."""
+    return str(trial.user_attrs.get(ERROR_ATTR) or trial.system_attrs.get("fail_reason", "unknown"))
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
+
+
+def fail_stale_trials(storage: optuna.storages.BaseStorage, study: optuna.Study) -> int:
+    """Mark trials left RUNNING by a killed sweep as FAIL, so a resumed study counts right.
+
+    Only safe when no other worker is using the storage, which is the case when a sweep starts.
+    """
+    study_id = storage.get_study_id_from_name(study.study_name)
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)
+        # the reason first: a finished trial can no longer be updated
+        storage.set_trial_system_attr(trial_id, "fail_reason", "left running by an interrupted sweep")
+        storage.set_trial_state_values(trial_id, state=TrialState.FAIL)
+    return len(stale)
+
+
+def shares(total: int, workers: int) -> list[int]:
+    """Split `total` trials over workers so that they add up exactly."""
+    return [total // workers + (i < total % workers) for i in range(workers)]
+
+
+def trials_frame(study: optuna.Study) -> pd.DataFrame:
+    """One row per trial; `value` only for complete trials (Optuna keeps a pruned trial's last
+    running mean there, which is not a CV score)."""
+    frame = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
+    frame["value"] = frame["value"].where(frame["state"] == TrialState.COMPLETE.name)
+    return frame.sort_values("number").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Pipeline layer: DAG, cache keys, step runner, orchestrator and tracking; the layer that talks to MLflow."""

@@ -1,0 +1,1 @@
+"""Registry layer: promotion gate, model card, hardware profile (pure), and `store`, its one MLflow module."""

@@ -1,0 +1,148 @@
+"""Model Registry operations on aliases (never stages): champion, challenger, history."""
+
+import json
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from housing_mlops.errors import HousingError
+from housing_mlops.modeling.metrics import wmape
+from housing_mlops.registry.gate import Contender
+from housing_mlops.tags import REGISTRATION_TAG, STEP_TAG, UPSTREAM_TAG
+
+CHAMPION, CHALLENGER = "champion", "challenger"
+HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
+COMPLETE_TAG = REGISTRATION_TAG  # "complete" once every tag and alias of a version is set
+
+
+def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    try:
+        return client.get_model_version_by_alias(name, alias)
+    except MlflowException:
+        return None
+
+
+def history(client: MlflowClient, name: str) -> list[str]:
+    tags = client.get_registered_model(name).tags
+    return list(json.loads(tags.get(HISTORY_TAG, "[]")))
+
+
+def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> None:
+    """Move `champion` to `version` and append it to the alias history."""
+    past = history(client, name)
+    current = version_by_alias(client, name, CHAMPION)
+    if current is not None and (not past or past[-1] != str(current.version)):
+        past.append(str(current.version))  # a champion set by hand in the UI joins the history
+    past.append(str(version))
+    client.set_registered_model_alias(name, CHAMPION, str(version))
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.set_model_version_tag(name, str(version), "promotion.reason", reason[:5000])
+
+
+def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
+    """Point `champion` back at the previous champion; return (from, to)."""
+    current = version_by_alias(client, name, CHAMPION)
+    if current is None:
+        raise HousingError(f"model '{name}' has no champion to roll back from")
+    past = history(client, name)
+    while past and past[-1] == str(current.version):
+        past.pop()
+    if not past:
+        raise HousingError(f"model '{name}': no earlier champion in tag '{HISTORY_TAG}' to roll back to")
+    previous = past[-1]
+    client.set_registered_model_alias(name, CHAMPION, previous)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.set_model_version_tag(name, previous, "promotion.reason", f"rollback from v{current.version}")
+    return current.version, previous
+
+
+def ensure_model(client: MlflowClient, name: str, description: str) -> None:
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=description)
+        except MlflowException:  # created meanwhile by a concurrent pipeline
+            client.get_registered_model(name)
+
+
+def is_complete(version: ModelVersion) -> bool:
+    return version.tags.get(COMPLETE_TAG) == "complete"
+
+
+def discard(client: MlflowClient, name: str, version: str) -> None:
+    """Delete a version that never completed; if it had already become champion, give
+    `champion` back to the previous one in the alias history (or to none)."""
+    version = str(version)
+    current = version_by_alias(client, name, CHAMPION)
+    if current is not None and str(current.version) == version:
+        past = history(client, name)
+        while past and past[-1] == version:
+            past.pop()
+        if past:
+            client.set_registered_model_alias(name, CHAMPION, past[-1])
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.delete_model_version(name, version)
+
+
+def prune_incomplete(client: MlflowClient, name: str) -> tuple[list[str], list[str]]:
+    """Delete the versions a `register` run created and never completed because it died
+    (its run ended KILLED or FAILED without the completion tag); return (deleted, left).
+
+    A version whose run is still RUNNING is left alone: it may be registering right now in a
+    concurrent pipeline, or its pipeline was killed somewhere its death cannot be told (see
+    orchestrator.close_stale_runs). Versions registered by hand (no `register` run) are never
+    touched.
+    """
+    deleted: list[str] = []
+    left: list[str] = []
+    try:
+        versions = client.search_model_versions(f"name='{name}'")
+    except MlflowException:
+        return deleted, left
+    for version in versions:
+        if is_complete(version) or not version.run_id:
+            continue
+        try:
+            run = client.get_run(version.run_id)
+        except MlflowException:
+            continue
+        if run.data.tags.get(STEP_TAG) != "register":
+            continue
+        if run.info.status in ("KILLED", "FAILED"):
+            discard(client, name, str(version.version))
+            deleted.append(str(version.version))
+        elif run.info.status == "RUNNING":
+            left.append(str(version.version))
+    return deleted, left
+
+
+def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, Any]) -> None:
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, str(value)[:5000])
+
+
+def contender(client: MlflowClient, name: str, version: str, X: pd.DataFrame, y: pd.Series) -> Contender:
+    """Load version `version` and score it on (X, y) now, as the gate needs."""
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
+    schema = model.metadata.get_input_schema()
+    tags = client.get_model_version(name, version).tags
+    return Contender(
+        str(version),
+        wmape(y, model.predict(X)),
+        float(tags.get("hardware.latency_p95_ms", "nan")),
+        schema.to_dict() if schema else [],
+    )
+
+
+def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
+    """Run id of the split run whose test set version `version` was scored on."""
+    run_id = client.get_model_version(name, version).run_id
+    split_run = client.get_run(run_id).data.tags.get(f"{UPSTREAM_TAG}split")
+    if not split_run:
+        raise HousingError(f"model '{name}' v{version} has no split lineage (tag housing.upstream.split)")
+    return split_run

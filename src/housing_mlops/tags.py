@@ -1,0 +1,41 @@
+"""Every MLflow tag name the project writes, in one place: runs, registry versions, mirrors.
+
+Pure constants, importable from any layer; a tag is read back by the cache, the orchestrator,
+the registry and the tests, so a name spelled twice would drift.
+"""
+
+TAG = "housing"
+
+# step runs (pipeline layer)
+STEP_TAG = f"{TAG}.step"
+KEY_TAG = f"{TAG}.cache_key"
+ERROR_TAG = f"{TAG}.error"
+DIGEST_TAG = f"{TAG}.digest."  # + artifact name: its sha256
+UPSTREAM_TAG = f"{TAG}.upstream."  # + step name: the upstream run id
+PIPELINE_TAG = f"{TAG}.pipeline"
+PROCESS_TAG = f"{TAG}.process"  # which process on which machine drives a pipeline run
+PIPELINE_RUN_TAG = f"{TAG}.pipeline_run_id"  # on the launcher run: the pipeline run it started
+STEP_STATUS_TAG = f"{TAG}.step."  # + step name (+ ".run_id") on the pipeline run
+
+# ingest
+DATA_SHA_TAG = f"{TAG}.data.sha256"
+DATA_SOURCE_TAG = f"{TAG}.data.source"
+
+# select and sweep nested runs
+CANDIDATE_TAG = f"{TAG}.candidate"
+CANDIDATE_STATUS_TAG = f"{TAG}.candidate.status"
+TRIAL_TAG = f"{TAG}.trial"
+TRIAL_STATE_TAG = f"{TAG}.trial.state"
+
+# register run
+MODEL_VERSION_TAG = f"{TAG}.model_version"
+PROMOTED_TAG = f"{TAG}.promoted"
+HARDWARE_TARGET_TAG = f"{TAG}.hardware_target"
+
+# registry model versions
+REGISTRATION_TAG = f"{TAG}.registration"
+
+# W&B mirror
+WANDB_RUN_TAG = f"{TAG}.wandb.run"  # on the MLflow step run: the W&B run path
+WANDB_DIR_TAG = f"{TAG}.wandb.dir"  # offline: the run folder to `wandb sync`
+WANDB_URL_TAG = f"{TAG}.wandb.url"  # online: the run page

@@ -1,0 +1,424 @@
+"""Fault injection against the real `mlflow run` on the 2,000-row sample: SIGKILL during the
+sweep and during registration, two pipelines at once on one store, an unreachable tracking
+server, a read-only artifact store, and two cold runs that must agree bit for bit.
+
+`make test-faults` runs only these; `make test` runs them too (CI).
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
+
+from housing_mlops.data.source import sha256_file
+from housing_mlops.registry.store import CHALLENGER, CHAMPION, COMPLETE_TAG
+from tests.conftest import FAST_OPTIONS, ROOT, SAMPLE_OPTIONS, Store, make_store
+
+pytestmark = [pytest.mark.faults, pytest.mark.e2e]
+MODEL = "housing_price_model"
+STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
+TRIALS = 8  # the sweep-kill test: enough trials to be killed in the middle of the study
+# Metrics that measure time or process size, never the model: the only ones two identical
+# runs may disagree on.
+TIMING_METRICS = {
+    "impute": {"seconds_median", "seconds_mean", "seconds_knn", "seconds_iterative"},
+    "select.candidate": {"duration_s", "fit_s", "predict_s"},
+    "sweep.trial": {"duration_s"},
+    "register": {
+        "hw_load_s",
+        "hw_latency_p50_ms",
+        "hw_latency_p95_ms",
+        "hw_latency_p99_ms",
+        "hw_batch_rows_per_s",
+        "hw_peak_memory_mb",
+    },
+}
+# RandomForest predicts on 2 threads (models.zoo.random_forest.fixed.n_jobs=2) and sums the
+# trees' predictions in whichever order the threads finish: its CV metrics can differ in the
+# last bit between identical runs. Only these runs are compared to 1e-12 instead of exactly.
+LAST_BIT_NOISE = {"select.candidate.random_forest"}
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def start(store: Store, directory: Path, *args: str, hydra: str = FAST_OPTIONS, prefix: tuple[str, ...] = ()):
+    """Start `mlflow run` in its own process group, output to files in `directory`.
+
+    The store's schema is created first, by this process alone: MLflow 3.17's tracking store
+    creates a new SQLite database's tables check-then-create without a lock
+    (SqlAlchemyStore.__init__ -> db.utils._initialize_tables), so two processes opening a
+    brand-new store at the same instant can fail with "table ... already exists".
+    """
+    store.client.search_experiments()
+    directory.mkdir(parents=True, exist_ok=True)
+    out, err = (directory / "stdout.txt").open("w"), (directory / "stderr.txt").open("w")
+    process = subprocess.Popen(
+        [*prefix, *store.command(*args, hydra=hydra)], env=store.env, stdout=out, stderr=err, start_new_session=True
+    )
+    process.logs = (directory / "stdout.txt", directory / "stderr.txt")  # type: ignore[attr-defined]
+    return process
+
+
+def finish(process: subprocess.Popen, timeout: float = 600) -> tuple[int, str, str]:
+    code = process.wait(timeout=timeout)
+    out, err = (path.read_text() for path in process.logs)  # type: ignore[attr-defined]
+    return code, out, err
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """SIGKILL the pipeline and every step process it started."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def wait_until(condition, process: subprocess.Popen, what: str, timeout: float = 500, every: float = 0.5):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        assert process.poll() is None, f"the pipeline ended before {what}"
+        time.sleep(every)
+    kill_group(process)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def all_runs(store: Store) -> list[Run]:
+    """Every run of every experiment (the `mlflow run` launcher runs live in Default)."""
+    client = store.client
+    ids = [e.experiment_id for e in client.search_experiments()]
+    return client.search_runs(ids, max_results=5000)
+
+
+def step_runs(store: Store) -> dict[str, list[Run]]:
+    runs: dict[str, list[Run]] = {}
+    for run in store.runs():
+        if "housing.step" in run.data.tags:
+            runs.setdefault(run.data.tags["housing.step"], []).append(run)
+    return runs
+
+
+def trial_runs(store: Store) -> list[Run]:
+    return [r for r in store.runs() if "housing.trial" in r.data.tags]
+
+
+def versions(store: Store) -> list:
+    try:
+        return store.client.search_model_versions(f"name='{MODEL}'")
+    except MlflowException:
+        return []
+
+
+def alias(store: Store, name: str):
+    try:
+        return store.client.get_model_version_by_alias(MODEL, name)
+    except MlflowException:
+        return None
+
+
+def assert_no_running_runs(store: Store) -> None:
+    running = [(r.info.run_name, r.info.run_id) for r in all_runs(store) if r.info.status == "RUNNING"]
+    assert not running, f"runs left RUNNING: {running}"
+
+
+def assert_registry_consistent(store: Store) -> list:
+    """Every version completely registered; champion and challenger on complete versions."""
+    found = versions(store)
+    for version in found:
+        assert version.tags.get(COMPLETE_TAG) == "complete", f"v{version.version} is half-registered"
+        run = store.client.get_run(version.run_id)
+        assert run.info.status == "FINISHED" and run.data.tags["housing.model_version"] == str(version.version)
+    numbers = {str(v.version) for v in found}
+    for name in (CHAMPION, CHALLENGER):
+        holder = alias(store, name)
+        assert holder is not None and str(holder.version) in numbers, f"{name} points nowhere valid"
+    return found
+
+
+def assert_digests_match(store: Store, run: Run, tmp_path: Path) -> None:
+    digests = {
+        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
+    }
+    assert digests, f"run {run.info.run_id} has no digest tags"
+    for name, digest in digests.items():
+        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path / run.info.run_id))
+        assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"
+
+
+def study_of(store: Store) -> optuna.Study:
+    storage = f"sqlite:///{Path(store.uri.removeprefix('sqlite:///')).parent / 'optuna' / 'studies.db'}"
+    (summary,) = optuna.get_all_study_summaries(storage)
+    return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on: bound, then closed."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# -- SIGKILL ---------------------------------------------------------------------------------
+
+
+def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(store: Store, tmp_path: Path) -> None:
+    hydra = f"{FAST_OPTIONS} sweep.n_trials={TRIALS}"
+    process = start(store, tmp_path / "killed", hydra=hydra)
+    wait_until(lambda: len(trial_runs(store)) >= 3, process, "three sweep trials finished")
+    kill_group(process)
+    killed_at = len(trial_runs(store))
+    assert 3 <= killed_at < TRIALS
+    (killed_sweep,) = step_runs(store)["sweep"]
+    assert killed_sweep.info.status == "RUNNING"  # what a SIGKILL leaves behind
+
+    rerun = store.mlflow_run(hydra=hydra)
+    assert "[select] cached" in rerun.stdout and "[sweep] running" in rerun.stdout
+    assert "interrupted pipeline(s) KILLED" in rerun.stderr
+    study = study_of(store)
+    states = [t.state for t in study.trials]
+    assert sum(s.is_finished() for s in states) == TRIALS, states
+    assert len({t.number for t in study.trials}) == len(study.trials)
+    assert sum(s == optuna.trial.TrialState.FAIL for s in states) <= 1  # the trial the kill interrupted
+
+    runs = step_runs(store)
+    assert store.client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
+    sweep = next(r for r in runs["sweep"] if r.info.status == "FINISHED")
+    counts = {k: sweep.data.metrics[f"trials_{k}"] for k in ("complete", "pruned", "fail")}
+    assert sum(counts.values()) == TRIALS and counts["complete"] >= 1
+    nested = [r for r in trial_runs(store) if r.data.tags["mlflow.parentRunId"] == sweep.info.run_id]
+    assert nested and {r.data.tags["housing.trial.state"] for r in nested} <= {"COMPLETE", "PRUNED", "FAIL"}
+    # upstream steps were reused, not re-run; exactly one registration, and it is champion
+    assert all(len(runs[step]) == 1 for step in STEPS if step != "sweep")
+    (version,) = assert_registry_consistent(store)
+    assert str(alias(store, CHAMPION).version) == str(version.version)
+    assert_no_running_runs(store)
+
+
+def test_sigkill_during_register_leaves_no_half_registered_version(store: Store, tmp_path: Path) -> None:
+    process = start(store, tmp_path / "killed")
+    wait_until(lambda: "register" in step_runs(store), process, "the register step", every=0.5)
+    found = wait_until(lambda: versions(store), process, "a model version", timeout=120, every=0.02)
+    kill_group(process)
+    (dangling,) = versions(store)
+    assert found[0].version == dangling.version
+    # the kill landed between registration and the completion tag (the window under test)
+    assert dangling.tags.get(COMPLETE_TAG) != "complete", "the kill came too late to leave a half-registered version"
+    (killed_register,) = step_runs(store)["register"]
+    assert killed_register.info.status == "RUNNING"
+
+    rerun = store.mlflow_run(hydra=FAST_OPTIONS)
+    assert "[sweep] cached" in rerun.stdout and "[register] running" in rerun.stdout
+    assert f"deleted half-registered version(s) {dangling.version} of {MODEL}" in rerun.stdout
+    assert store.client.get_run(killed_register.info.run_id).info.status == "KILLED"
+    (version,) = assert_registry_consistent(store)  # the dangling version is gone, no duplicate
+    assert str(version.version) != str(dangling.version)
+    assert str(alias(store, CHAMPION).version) == str(version.version)
+    runs = step_runs(store)
+    assert all(len(runs[step]) == 1 for step in STEPS if step != "register")
+    assert [r.info.status for r in runs["register"]] == ["FINISHED", "KILLED"]
+    assert_no_running_runs(store)
+
+
+# -- two pipelines at once; determinism --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def concurrent(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> tuple[Store, list[tuple[int, str, str]]]:
+    """Two whole pipelines started at the same moment on one fresh SQLite store."""
+    folder = tmp_path_factory.mktemp("concurrent")
+    store = make_store(folder, sample_csv)
+    processes = [start(store, folder / f"pipeline-{i}") for i in range(2)]
+    return store, [finish(p) for p in processes]
+
+
+def test_two_pipelines_at_once_share_one_store_consistently(concurrent, tmp_path: Path) -> None:
+    store, results = concurrent
+    for code, out, err in results:
+        assert code == 0, f"{out[-2000:]}\n{err[-4000:]}"
+    assert_no_running_runs(store)
+    for run in all_runs(store):
+        # a pruned trial's run is KILLED by design; everything else finished
+        expected = "KILLED" if run.data.tags.get("housing.trial.state") == "PRUNED" else "FINISHED"
+        assert run.info.status == expected, f"{run.info.run_name} {run.info.run_id}: {run.info.status}"
+    # each step ran once: the second pipeline waited for the first and reused its runs
+    runs = step_runs(store)
+    assert {step: len(runs[step]) for step in STEPS} == dict.fromkeys(STEPS, 1)
+    parents = [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
+    assert len(parents) == 2
+    for step in STEPS:
+        assert {p.data.tags[f"housing.step.{step}.run_id"] for p in parents} == {runs[step][0].info.run_id}
+    assert sorted(p.data.tags["housing.step.register"] for p in parents) == ["cached", "ran"]
+    for (run,) in runs.values():
+        assert_digests_match(store, run, tmp_path)
+    assert len(study_of(store).trials) == 4
+    # registry consistent: one model, one version, complete, champion and challenger
+    (version,) = assert_registry_consistent(store)
+    assert str(alias(store, CHAMPION).version) == str(version.version) == "1"
+
+
+def fingerprint(store: Store) -> dict[str, dict]:
+    """Per step run and nested run: digests, params and metrics other than TIMING_METRICS."""
+    prints: dict[str, dict] = {}
+    step_of = {}
+    for run in store.runs():
+        if "housing.step" in run.data.tags:
+            step_of[run.info.run_id] = run.data.tags["housing.step"]
+    for run in store.runs():
+        tags = run.data.tags
+        if "housing.step" in tags:
+            name, skip = tags["housing.step"], TIMING_METRICS.get(tags["housing.step"], set())
+        elif "housing.trial" in tags:
+            name, skip = f"sweep.trial.{tags['housing.trial']}", TIMING_METRICS["sweep.trial"]
+        elif "housing.candidate" in tags:
+            name, skip = f"select.candidate.{run.info.run_name}", TIMING_METRICS["select.candidate"]
+        else:
+            continue
+        assert name not in prints, f"two runs of {name}"
+        prints[name] = {
+            "digests": {k: v for k, v in tags.items() if k.startswith("housing.digest.") or k == "housing.data.sha256"},
+            "params": {k: v for k, v in run.data.params.items() if k != "upstream"},
+            "metrics": {k: v for k, v in run.data.metrics.items() if k not in skip},
+        }
+    return prints
+
+
+def test_two_cold_runs_with_one_seed_agree_exactly(concurrent, tmp_path: Path, sample_csv: Path) -> None:
+    """The first concurrent pipeline ran every step cold; so does a run on another fresh store."""
+    first = fingerprint(concurrent[0])
+    cold = make_store(tmp_path / "cold", sample_csv)
+    (tmp_path / "cold").mkdir(exist_ok=True)
+    cold.mlflow_run(hydra=FAST_OPTIONS)
+    second = fingerprint(cold)
+    assert set(first) == set(second)
+    assert {s for s in first if "." not in s} == set(STEPS)
+    assert all(first[s]["digests"] for s in STEPS)
+    for name in sorted(first):
+        if name in LAST_BIT_NOISE:
+            assert first[name]["metrics"] == pytest.approx(second[name]["metrics"], rel=1e-12, abs=0), name
+            first[name].pop("metrics"), second[name].pop("metrics")
+        assert first[name] == second[name], name
+    registered = [assert_registry_consistent(s)[0] for s in (concurrent[0], cold)]
+    assert {k: v for k, v in registered[0].tags.items() if k.startswith("test.")} == {
+        k: v for k, v in registered[1].tags.items() if k.startswith("test.")
+    }
+
+
+# -- an unreachable tracking server ------------------------------------------------------------
+
+
+def _project_state() -> dict[str, object]:
+    """Top-level entries of the project, and every file under the store folders it may hold."""
+    state: dict[str, object] = {"entries": sorted(p.name for p in ROOT.iterdir())}
+    for name in ("mlruns", "mlflow.db", "mlartifacts", "optuna", "mlflow-store"):
+        path = ROOT / name
+        files = [path, *path.rglob("*")] if path.exists() else []
+        state[name] = sorted((str(f), f.stat().st_mtime_ns) for f in files)
+    return state
+
+
+def test_unreachable_tracking_server_fails_fast_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+    uri = f"http://127.0.0.1:{free_port()}"
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    before = _project_state()
+    base = {k: v for k, v in store.env.items() if not k.startswith("MLFLOW_HTTP_REQUEST_")}
+    venv = Path(sys.prefix)
+    commands = {
+        # the project's entry point: the Makefile's MLFLOW_HTTP_* defaults apply
+        "make": [
+            "make",
+            "-C",
+            str(ROOT),
+            f"VENV={venv}",
+            "-o",
+            f"{venv}/.installed",
+            "pipeline",
+            "STEPS=ingest",
+            f"HYDRA={SAMPLE_OPTIONS}",
+        ],
+        # plain `mlflow run` from another directory, with the same settings exported
+        "mlflow run": store.command("-P", "steps=ingest"),
+    }
+    http = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+    for label, cmd in commands.items():
+        env = {**base, "MLFLOW_TRACKING_URI": uri, **(http if label == "mlflow run" else {})}
+        started = time.monotonic()
+        done = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True, timeout=300)
+        elapsed = time.monotonic() - started
+        assert done.returncode != 0, label
+        assert elapsed < 45, f"{label}: took {elapsed:.0f} s to give up on {uri}"
+        last = [line for line in done.stderr.strip().splitlines() if not line.startswith("make")][-1]
+        assert uri in last and "Connection refused" in last, f"{label}: {last}"
+    assert _project_state() == before, "something was written into the project"
+    assert list(cwd.iterdir()) == [], "something was written into the working directory"
+    assert not Path(store.uri.removeprefix("sqlite:///")).exists()
+
+
+# -- a read-only artifact store ----------------------------------------------------------------
+
+
+@contextmanager
+def read_only(directory: Path) -> Iterator[tuple[str, ...]]:
+    """Make `directory` unwritable for the commands run with the yielded prefix.
+
+    As root chmod does not stop writes, so the command runs in a private mount namespace
+    where `directory` is a read-only bind mount of itself (EROFS); otherwise chmod 0555
+    (EACCES). Either way a step's first artifact write fails as it would on a full disk.
+    """
+    if os.geteuid() != 0:
+        mode = directory.stat().st_mode
+        directory.chmod(0o555)
+        try:
+            yield ()
+        finally:
+            directory.chmod(mode)
+        return
+    script = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" && exec "$@"'
+    prefix = ("unshare", "--mount", "sh", "-c", script, str(directory))
+    probe = subprocess.run([*prefix, "sh", "-c", f"touch {directory}/probe"], capture_output=True, text=True)
+    if "Read-only file system" not in probe.stderr:
+        pytest.skip(f"cannot make a read-only mount here as root: {probe.stderr.strip()[:200]}")
+    yield prefix
+
+
+def test_read_only_artifact_store_fails_the_step_cleanly_and_is_not_cached(store: Store, tmp_path: Path) -> None:
+    store.mlflow_run("-P", "steps=ingest", hydra=FAST_OPTIONS)
+    (ingest,) = step_runs(store)["ingest"]
+    artifacts = Path(store.uri.removeprefix("sqlite:///")).parent / "mlartifacts"
+    steps = ("-P", "steps=ingest,split,impute")
+
+    with read_only(artifacts) as prefix:
+        code, out, err = finish(start(store, tmp_path / "read-only", *steps, prefix=prefix))
+    assert code != 0
+    lines = [line for line in err.splitlines() if line.startswith("error: [split]")]
+    assert len(lines) == 1, err[-3000:]
+    assert str(artifacts) in lines[0] and ("Read-only file system" in lines[0] or "Permission denied" in lines[0])
+    assert "free space or fix permissions" in lines[0]
+    assert "Traceback" not in err, err[-3000:]
+    assert "step 'split' failed" in err
+    runs = step_runs(store)
+    (failed,) = runs["split"]
+    assert failed.info.status == "FAILED" and str(artifacts) in failed.data.tags["housing.error"]
+    assert "impute" not in runs, "a step after the failed one ran"
+    assert len(runs["ingest"]) == 1 and "[ingest] cached" in out
+
+    # the disk is back: split runs again (its FAILED run is no cache entry), ingest is reused
+    again = store.mlflow_run(*steps, hydra=FAST_OPTIONS)
+    assert f"[ingest] cached: reusing run {ingest.info.run_id}" in again.stdout
+    assert "[split] running" in again.stdout and "[impute] running" in again.stdout
+    runs = step_runs(store)
+    assert [r.info.status for r in runs["split"]] == ["FINISHED", "FAILED"]
+    assert runs["impute"][0].data.tags["housing.upstream.split"] == runs["split"][0].info.run_id
+    assert_digests_match(store, runs["split"][0], tmp_path)
+    assert_no_running_runs(store)

@@ -1,0 +1,182 @@
+"""The imputation contest: the imputers, their config errors, and a deterministic, target-free
+masked-reconstruction score."""
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import RandomForestRegressor
+from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (unlocks IterativeImputer)
+from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from housing_mlops.errors import ConfigError, HousingError, SchemaError
+from housing_mlops.features.imputation import (
+    SCORE_COLUMNS,
+    ScaledKNNImputer,
+    imputer_inputs,
+    make_imputer,
+    pick_winner,
+    score_strategies,
+)
+
+TARGET = "median_house_value"
+# Same names as config impute.strategies, with a cheaper forest to keep the tests fast.
+FAST = {
+    "median": {},
+    "mean": {},
+    "knn": {"n_neighbors": 5},
+    "iterative": {"max_iter": 2, "n_estimators": 5, "max_depth": 6},
+}
+
+
+@pytest.fixture(scope="module")
+def numeric(full_data: pd.DataFrame, cfg) -> pd.DataFrame:
+    """2,000 real rows of the imputer's inputs (about 20 missing total_bedrooms)."""
+    return imputer_inputs(full_data.sample(2000, random_state=0), cfg.data)
+
+
+@parametrize_with_checks([ScaledKNNImputer(), ScaledKNNImputer(n_neighbors=1)])
+def test_scaled_knn_imputer_follows_the_sklearn_contract(estimator: Any, check: Any) -> None:
+    check(estimator)
+
+
+def test_scaled_knn_finds_neighbours_in_standardised_units() -> None:
+    rng = np.random.default_rng(0)
+    signal = rng.uniform(0, 1, 2000)
+    X = np.column_stack([signal, rng.uniform(0, 10_000, 2000), signal])  # wide noise column
+    holes = X.copy()
+    hidden = rng.choice(2000, 100, replace=False)
+    holes[hidden, 2] = np.nan
+    scaled = ScaledKNNImputer().fit(holes).transform(holes)
+    raw = KNNImputer().fit(holes).transform(holes)
+
+    def rmse(filled: np.ndarray) -> float:
+        return float(np.sqrt(np.mean((filled[hidden, 2] - X[hidden, 2]) ** 2)))
+
+    assert rmse(scaled) < rmse(raw) / 3  # raw distances see only the noise column
+    known = ~np.isnan(holes)
+    np.testing.assert_array_equal(scaled[known], holes[known])  # known values untouched
+
+
+def test_scaled_knn_rejects_a_column_with_no_known_value() -> None:
+    X = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\] have no known value"):
+        ScaledKNNImputer().fit(X)
+
+
+def test_make_imputer_builds_each_strategy_with_bounded_cost() -> None:
+    assert make_imputer({"strategy": "median"}).strategy == "median"
+    assert isinstance(make_imputer({"strategy": "mean", "params": {}}), SimpleImputer)
+    assert make_imputer({"strategy": "knn", "params": {"n_neighbors": 3}}).n_neighbors == 3
+    assert make_imputer({"strategy": "knn"}).n_neighbors == 5
+    iterative = make_imputer({"strategy": "iterative", "params": {"n_estimators": 7}}, seed=3)
+    assert isinstance(iterative, IterativeImputer)
+    assert isinstance(iterative.estimator, RandomForestRegressor)
+    assert (iterative.max_iter, iterative.random_state) == (3, 3)
+    assert (iterative.estimator.n_estimators, iterative.estimator.max_depth) == (7, 10)
+    assert iterative.estimator.random_state == 3
+
+
+@pytest.mark.parametrize(
+    ("spec", "pattern"),
+    [
+        ({"strategy": "zero"}, r"impute\.strategy' = 'zero'.*median \| mean \| knn \| iterative"),
+        ({"params": {}}, r"impute\.strategy' = None"),
+        ({"strategy": "median", "params": {"k": 3}}, r"impute\.params\.k' .*strategy 'median'"),
+        ({"strategy": "knn", "params": {"n_neighbors": 0}}, r"impute\.params\.n_neighbors' = 0"),
+        ({"strategy": "iterative", "params": {"max_iter": 1.5}}, r"impute\.params\.max_iter'"),
+        ({"strategy": "knn", "k": 3}, r"impute\.k'"),
+    ],
+)
+def test_bad_imputer_config_names_the_key(spec: dict, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern) as info:
+        make_imputer(spec)
+    assert "\n" not in str(info.value)
+
+
+def test_imputer_inputs_are_numeric_features_never_the_target(full_data, cfg) -> None:
+    columns = list(imputer_inputs(full_data, cfg.data).columns)
+    assert columns == cfg.data.features("numeric", "geo")
+    assert TARGET not in columns and "ocean_proximity" not in columns
+    with pytest.raises(SchemaError, match=r"\['latitude'\]"):
+        imputer_inputs(full_data.drop(columns="latitude"), cfg.data)
+
+
+def test_score_strategies_is_deterministic_and_ranks_sensibly(numeric: pd.DataFrame) -> None:
+    scores = score_strategies(numeric, FAST, n_folds=2, mask_fraction=0.1, seed=0)
+    assert list(scores.columns) == list(SCORE_COLUMNS)
+    assert list(scores["strategy"]) == list(FAST)
+    assert set(scores["column"]) == {"total_bedrooms"}  # the only column with missing values
+    again = score_strategies(numeric, FAST, n_folds=2, mask_fraction=0.1, seed=0)
+    pd.testing.assert_frame_equal(scores.drop(columns="seconds"), again.drop(columns="seconds"))
+    other = score_strategies(numeric, FAST, n_folds=2, mask_fraction=0.1, seed=1)
+    assert not np.allclose(other["rmse_mean"], scores["rmse_mean"])
+    rmse = scores.set_index("strategy")["rmse_mean"]
+    # total_bedrooms follows households closely: neighbours beat a constant by far.
+    assert rmse["knn"] < rmse["median"] / 2 and rmse["iterative"] < rmse["median"] / 2
+    assert (scores["seconds"] > 0).all()
+
+
+def test_score_strategies_hides_known_values_of_gappy_columns_only(
+    numeric: pd.DataFrame, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[pd.DataFrame] = []
+    fit = SimpleImputer.fit
+
+    def recording_fit(self: SimpleImputer, X: pd.DataFrame, y: Any = None) -> SimpleImputer:
+        seen.append(X.copy())
+        return fit(self, X, y)
+
+    monkeypatch.setattr(SimpleImputer, "fit", recording_fit)
+    score_strategies(numeric, {"median": {}}, n_folds=3, mask_fraction=0.1, seed=0)
+    assert len(seen) == 3
+    missing, known = numeric["total_bedrooms"].isna(), numeric["total_bedrooms"].notna().sum()
+    for frame in seen:
+        assert list(frame.columns) == list(numeric.columns)  # what the caller gave: no target
+        assert frame.isna().sum().drop("total_bedrooms").eq(0).all()
+        assert frame["total_bedrooms"].isna().sum() == missing.sum() + round(0.1 * known)
+        assert frame["total_bedrooms"][missing].isna().all()
+    assert not seen[0].isna().equals(seen[1].isna())  # each fold its own mask
+
+
+def test_score_strategies_refuses_non_numeric_columns(full_data, numeric) -> None:
+    frame = numeric.join(full_data["ocean_proximity"])
+    with pytest.raises(SchemaError, match=r"\['ocean_proximity'\] are not numeric.*target"):
+        score_strategies(frame, FAST, n_folds=1, mask_fraction=0.1, seed=0)
+
+
+def test_score_strategies_rejects_an_unknown_strategy_before_any_work(numeric) -> None:
+    with pytest.raises(ConfigError, match=r"impute\.strategies\.zero"):
+        score_strategies(numeric, {"zero": {}}, n_folds=1, mask_fraction=0.1, seed=0)
+
+
+def test_nothing_missing_gives_no_scores(numeric: pd.DataFrame) -> None:
+    scores = score_strategies(numeric.dropna(), FAST, n_folds=1, mask_fraction=0.1, seed=0)
+    assert scores.empty and list(scores.columns) == list(SCORE_COLUMNS)
+    with pytest.raises(HousingError, match="no scores"):
+        pick_winner(scores)
+
+
+def _scores(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["strategy", "column", "rmse_mean"])
+    return frame.assign(rmse_std=0.0, seconds=1.0)
+
+
+def test_pick_winner_takes_lowest_mean_rmse_over_columns() -> None:
+    scores = _scores([("median", "a", 1.0), ("median", "b", 9.0), ("knn", "a", 2.0), ("knn", "b", 4.0)])
+    assert pick_winner(scores) == "knn"  # worse on a, better on average
+
+
+@pytest.mark.parametrize(
+    ("tied", "winner"),
+    [
+        (["iterative", "knn"], "knn"),
+        (["iterative", "mean", "median"], "median"),
+        (["knn", "mean"], "mean"),
+    ],
+)
+def test_pick_winner_breaks_ties_towards_the_simpler_strategy(tied, winner) -> None:
+    scores = _scores([(name, "a", 5.0) for name in tied] + [("other", "a", 6.0)])
+    assert pick_winner(scores) == winner

@@ -1,0 +1,88 @@
+"""Model selection: isolation of failing and slow candidates, ranking, the sealed test set."""
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from housing_mlops.errors import HousingError, SealedTestSetError
+from housing_mlops.modeling.selection import CandidateResult, evaluate_grid, leaderboard, run_isolated, winner
+from housing_mlops.pipeline.runner import StepContext
+
+
+def _rows(value: float) -> list[dict]:
+    return [{"params": {"a": 1}, "cv_wmape": value, "cv_wmape_std": 0.0, "fit_s": 0.1}]
+
+
+def _raise(message: str) -> list[dict]:
+    raise ValueError(message)
+
+
+def _sleep(seconds: float) -> list[dict]:
+    time.sleep(seconds)
+    return _rows(0.1)
+
+
+def test_failing_and_slow_candidates_do_not_stop_the_others() -> None:
+    ok = run_isolated("good", _rows, (0.2,), timeout_s=60)
+    failed = run_isolated("bad", _raise, ("max_depth must be >= 1",), timeout_s=60)
+    slow = run_isolated("slow", _sleep, (30.0,), timeout_s=1.0)
+    assert ok.status == "ok" and ok.best["cv_wmape"] == 0.2
+    assert failed.status == "failed" and failed.error.startswith("ValueError: max_depth must be >= 1")
+    assert slow.status == "timeout" and "select.candidate_timeout_s=1" in slow.error and slow.seconds < 10
+    board = leaderboard([failed, slow, ok])
+    assert list(board["family"]) == ["good", "bad", "slow"]
+    assert winner(board)["family"] == "good"
+
+
+def test_all_candidates_failing_is_a_clear_error() -> None:
+    board = leaderboard(
+        [
+            CandidateResult("a", "failed", 0.1, error="ValueError: x"),
+            CandidateResult("b", "timeout", 9.0, error="exceeded"),
+        ]
+    )
+    with pytest.raises(HousingError, match=r"every candidate in models\.candidates failed"):
+        winner(board)
+
+
+def test_ties_go_to_the_faster_family() -> None:
+    slow = CandidateResult("slow", "ok", 1.0, rows=[{**_rows(0.1)[0], "fit_s": 5.0}])
+    fast = CandidateResult("fast", "ok", 1.0, rows=[{**_rows(0.1)[0], "fit_s": 1.0}])
+    assert winner(leaderboard([slow, fast]))["family"] == "fast"
+
+
+def test_a_real_family_fails_alone_in_its_process(cfg, sample_csv: Path, tmp_path: Path) -> None:
+    from housing_mlops.features.spec import feature_spec_from_config
+
+    data = pd.read_csv(sample_csv).dropna()
+    X, y = data[cfg.data.features()], data[cfg.data.target]
+    spec = feature_spec_from_config(cfg.data, n_clusters=4)
+    broken = cfg.models.zoo["decision_tree"]
+    broken = type(broken)(estimator=broken.estimator, fixed={"max_depth": -3}, fast={"min_samples_leaf": [5]})
+    args = (broken, "fast", spec, X, y, 2, 0, 1, str(tmp_path))
+    result = run_isolated("decision_tree", evaluate_grid, args, timeout_s=120)
+    assert result.status == "failed" and "max_depth" in result.error
+    good = run_isolated("ridge", evaluate_grid, (cfg.models.zoo["ridge"], *args[1:]), timeout_s=120)
+    assert good.status == "ok" and len(good.rows) == len(cfg.models.zoo["ridge"].fast["alpha"])
+
+
+def test_the_test_set_is_sealed_before_register(cfg, tmp_path: Path) -> None:
+    for step in ("impute", "features", "select", "sweep"):
+        ctx = StepContext(step, cfg, {}, tmp_path, tmp_path, {}, None, "run", "0", "key")  # type: ignore[arg-type]
+        with pytest.raises(SealedTestSetError, match=f"step '{step}' tried to open test.parquet"):
+            ctx.input("split", "test.parquet")
+
+
+def test_grid_winner_is_clipped_into_the_search_space(cfg) -> None:
+    from housing_mlops.modeling.tuning import clip_to_space
+
+    space = cfg.models.zoo["hist_gradient_boosting"].space
+    values = {"l2_regularization": 0.0, "max_iter": 10_000, "loss": "poisson", "learning_rate": 0.1}
+    clipped = clip_to_space(values, space)
+    assert clipped == {
+        "l2_regularization": space["l2_regularization"].low,
+        "max_iter": int(space["max_iter"].high),
+        "learning_rate": 0.1,
+    }
