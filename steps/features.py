@@ -1,6 +1,7 @@
 """Step `features`: choose K for the geo clusters on train, write feature_spec.json."""
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from housing_mlops.features.spec import FeatureSpec, feature_spec_for
 from housing_mlops.modeling.evaluation import cross_validate
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.reporting import plots
+
+log = logging.getLogger(__name__)
 
 
 def features(ctx: StepContext) -> None:
@@ -37,7 +40,7 @@ def features(ctx: StepContext) -> None:
             model = Pipeline([("preprocess", build_preprocessor(spec_for(k))), ("model", reference)])
             scores = cross_validate(model, X, y, cfg.cv_folds, cfg.seed)
             cv_rows.append({"k": k, "cv_wmape": scores["wmape"].mean(), "cv_wmape_std": scores["wmape"].std()})
-            print(f"[features] K={k}: reference CV wMAPE {cv_rows[-1]['cv_wmape']:.4f}", flush=True)
+            log.info(f"K={k}: reference CV wMAPE {cv_rows[-1]['cv_wmape']:.4f}")
     cv = pd.DataFrame(cv_rows, columns=["k", "cv_wmape", "cv_wmape_std"])
     chosen = int(cv.loc[cv["cv_wmape"].idxmin(), "k"]) if not cv.empty else best_silhouette
     spec = spec_for(chosen)
@@ -54,7 +57,7 @@ def features(ctx: StepContext) -> None:
         {"silhouette": chosen_row["silhouette"], "best_silhouette_k": best_silhouette}
         | ({"reference_cv_wmape": chosen_row["cv_wmape"]} if not cv.empty else {})
     )
-    print(f"[features] K={chosen} (silhouette best K={best_silhouette}), {preview.shape[1]} features")
+    log.info(f"K={chosen} (silhouette best K={best_silhouette}), {preview.shape[1]} features")
 
 
 if __name__ == "__main__":

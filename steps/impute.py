@@ -1,6 +1,7 @@
 """Step `impute`: the imputation contest on train (target excluded) -> imputation.json."""
 
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pandas as pd
 from housing_mlops.features.imputation import pick_winner, score_strategies
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.reporting import plots
+
+log = logging.getLogger(__name__)
 
 
 def impute(ctx: StepContext) -> None:
@@ -36,8 +39,8 @@ def impute(ctx: StepContext) -> None:
     for name, row in by_strategy.iterrows():
         mlflow.log_metrics({f"rmse_{name}": row["rmse_mean"], f"seconds_{name}": row["seconds"]})
     mlflow.log_params({"strategy": chosen, "winner": winner})
-    print(f"[impute] winner {winner}, using {chosen}")
-    print(scores.to_string(index=False))
+    log.info(f"winner {winner}, using {chosen}")
+    log.info("\n" + scores.to_string(index=False))
 
 
 if __name__ == "__main__":

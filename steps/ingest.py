@@ -1,5 +1,6 @@
 """Step `ingest`: fetch the data, verify its checksum, validate its schema, log raw.parquet."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import mlflow
 from housing_mlops.data import schema, source
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.tags import DATA_SHA_TAG, DATA_SOURCE_TAG
+
+log = logging.getLogger(__name__)
 
 
 def ingest(ctx: StepContext) -> None:
@@ -23,7 +26,7 @@ def ingest(ctx: StepContext) -> None:
     mlflow.log_metrics({"rows": len(df), "columns": df.shape[1]})
     dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
     mlflow.log_input(dataset, context="raw")
-    print(f"[ingest] {len(df)} rows from {data.source} (sha256 {sha[:12]})")
+    log.info(f"{len(df)} rows from {data.source} (sha256 {sha[:12]})")
 
 
 if __name__ == "__main__":

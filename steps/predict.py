@@ -4,6 +4,7 @@ mlflow run . --env-manager local -e predict -P input=new.csv -P output=predictio
 """
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -13,7 +14,10 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
+from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.tracking import tracking_uri
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-uri", default="")
     parser.add_argument("--hydra-options", default="")
     args = parser.parse_args(argv)
+    logs.configure("predict")
     try:
         cfg, _ = load_config(ROOT / "config", parse_overrides(args.hydra_options))
         mlflow.set_tracking_uri(tracking_uri(ROOT))
@@ -48,9 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         output = Path(args.output)
         out.to_parquet(output) if output.suffix == ".parquet" else out.to_csv(output, index=False)
     except (HousingError, mlflow.exceptions.MlflowException) as exc:
-        print(f"error: [predict] {str(exc).splitlines()[0]}", file=sys.stderr)
+        log.error(str(exc).splitlines()[0])
         return 1
-    print(f"[predict] {len(out)} rows scored with {uri} (version {version}) -> {args.output}")
+    log.info(f"{len(out)} rows scored with {uri} (version {version}) -> {args.output}")
     return 0
 
 

@@ -6,6 +6,7 @@ mlflow run . --env-manager local -e rollback
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -15,9 +16,12 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
+from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.tracking import tracking_uri
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.gate import decide
+
+log = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -53,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--force", default="false", choices=["true", "false"])
     parser.add_argument("--hydra-options", default="")
     args = parser.parse_args(argv)
+    logs.configure(args.action)
     try:
         cfg, _ = load_config(ROOT / "config", parse_overrides(args.hydra_options))
         mlflow.set_tracking_uri(tracking_uri(ROOT))
@@ -65,9 +70,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise HousingError("promote needs -P version=N")
             message = promote(client, cfg, args.version, args.force == "true")
     except (HousingError, mlflow.exceptions.MlflowException) as exc:
-        print(f"error: [{args.action}] {str(exc).splitlines()[0]}", file=sys.stderr)
+        log.error(str(exc).splitlines()[0])
         return 1
-    print(f"[{args.action}] {message}")
+    log.info(message)
     return 0
 
 

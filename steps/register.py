@@ -2,6 +2,7 @@
 measure its hardware profile, register it and run the promotion gate."""
 
 import json
+import logging
 import sys
 from datetime import UTC, datetime
 from importlib import metadata
@@ -28,6 +29,8 @@ from housing_mlops.registry.card import model_card
 from housing_mlops.registry.gate import Contender, decide
 from housing_mlops.reporting import plots
 from housing_mlops.tags import DATA_SHA_TAG, HARDWARE_TARGET_TAG, MODEL_VERSION_TAG, PROMOTED_TAG
+
+log = logging.getLogger(__name__)
 
 REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
 
@@ -78,10 +81,9 @@ def register(ctx: StepContext) -> None:
     registry.ensure_model(ctx.client, cfg.model_name, "California housing price regressor (housing-mlops).")
     deleted, left = registry.prune_incomplete(ctx.client, cfg.model_name)
     if deleted:
-        print(
-            f"[register] deleted half-registered version(s) {', '.join(deleted)} of {cfg.model_name}: "
-            "their register run was interrupted before completing",
-            flush=True,
+        log.info(
+            f"deleted half-registered version(s) {', '.join(deleted)} of {cfg.model_name}: "
+            "their register run was interrupted before completing"
         )
     if left:
         ctx.warn(
@@ -159,8 +161,8 @@ def register(ctx: StepContext) -> None:
             HARDWARE_TARGET_TAG: target.target,
         }
     )
-    print(
-        f"[register] {cfg.model_name} v{version}: test wMAPE {scores['wmape']:.4f}, RMSE {scores['rmse']:,.0f}; "
+    log.info(
+        f"{cfg.model_name} v{version}: test wMAPE {scores['wmape']:.4f}, RMSE {scores['rmse']:,.0f}; "
         f"gate: {'promote' if verdict.promote else 'hold'} ({verdict.reason}); "
         f"{'champion' if promoted else 'challenger'}; hardware target {target.target}"
     )

@@ -1,6 +1,7 @@
 """Step `select`: cross-validate every candidate family's grid on train -> selection.json."""
 
 import json
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +14,8 @@ from housing_mlops.modeling.selection import CandidateResult, evaluate_grid, lea
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.reporting import plots
 from housing_mlops.tags import CANDIDATE_STATUS_TAG, CANDIDATE_TAG, ERROR_TAG
+
+log = logging.getLogger(__name__)
 
 
 def select(ctx: StepContext) -> None:
@@ -33,10 +36,7 @@ def select(ctx: StepContext) -> None:
             if result.status == "ok"
             else f"{result.status.upper()}: {result.error.splitlines()[0]}"
         )
-        print(
-            f"[select] {i}/{len(models.candidates)} {family}: {score} ({result.seconds:.1f} s)",
-            flush=True,
-        )
+        log.info(f"{i}/{len(models.candidates)} {family}: {score} ({result.seconds:.1f} s)")
 
     board = leaderboard(results)
     best = winner(board)
@@ -61,12 +61,9 @@ def select(ctx: StepContext) -> None:
             "failed_candidates": int((board["status"] != "ok").sum()),
         }
     )
-    print(f"[select] winner {best['family']} {selection['params']}: {selection['why']}")
-    print(
-        board[["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]].to_string(
-            index=False
-        )
-    )
+    log.info(f"winner {best['family']} {selection['params']}: {selection['why']}")
+    columns = ["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]
+    log.info("\n" + board[columns].to_string(index=False))
 
 
 def _log_candidate(result: CandidateResult, estimator: str) -> None:

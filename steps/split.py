@@ -1,5 +1,6 @@
 """Step `split`: stratified train/test split; the test set stays sealed until `register`."""
 
+import logging
 import sys
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import pandas as pd
 from housing_mlops.data.split import split
 from housing_mlops.pipeline.runner import StepContext, run_step
 
+log = logging.getLogger(__name__)
+
 
 def split_step(ctx: StepContext) -> None:
     raw = pd.read_parquet(ctx.input("ingest", "raw.parquet"))
@@ -16,7 +19,7 @@ def split_step(ctx: StepContext) -> None:
     ctx.output("train.parquet", train.to_parquet)
     ctx.output("test.parquet", test.to_parquet)
     mlflow.log_metrics({"train_rows": len(train), "test_rows": len(test)})
-    print(f"[split] train {len(train)} rows, test {len(test)} rows (sealed)")
+    log.info(f"train {len(train)} rows, test {len(test)} rows (sealed)")
 
 
 if __name__ == "__main__":

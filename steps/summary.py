@@ -66,7 +66,7 @@ def summary(client: MlflowClient, experiment: str, model_name: str) -> str:
 def main() -> int:
     cfg, _ = load_config(ROOT / "config", parse_overrides(" ".join(sys.argv[1:])))
     mlflow.set_tracking_uri(tracking_uri(ROOT))
-    print(summary(MlflowClient(), cfg.tracking.experiment_name, cfg.registry.model_name))
+    sys.stdout.write(summary(MlflowClient(), cfg.tracking.experiment_name, cfg.registry.model_name))
     return 0
 
 

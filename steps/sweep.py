@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import logging
 import multiprocessing
 import sys
 import tempfile
@@ -25,6 +26,8 @@ from housing_mlops.modeling.zoo import build_estimator
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.pipeline.tracking import local_store_dir
 from housing_mlops.tags import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+
+log = logging.getLogger(__name__)
 
 _RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -61,10 +64,9 @@ def sweep(ctx: StepContext) -> None:
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     storage.engine.dispose()  # a pooled SQLite connection must not cross a fork
-    print(
-        f"[sweep] study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
-        f"{remaining} to run on {cfg.n_workers} worker(s)",
-        flush=True,
+    log.info(
+        f"study {study_name}: {len(study.trials)} trials so far ({stale} interrupted), "
+        f"{remaining} to run on {cfg.n_workers} worker(s)"
     )
 
     def worker(index: int, n_trials: int) -> None:
@@ -205,8 +207,8 @@ def _log_results(ctx, study, spec, selection, model, storage_url) -> None:
         }
     )
     grid = f"{grid_score:.4f}" if grid_score is not None else "failed"
-    print(
-        f"[sweep] best trial {best.number}: CV wMAPE {best.value:.4f}; grid winner (trial 0) on the same "
+    log.info(
+        f"best trial {best.number}: CV wMAPE {best.value:.4f}; grid winner (trial 0) on the same "
         f"{ctx.cfg.sweep.folds} folds {grid}, in select ({selection['folds']} folds) "
         f"{selection['cv']['wmape']:.4f}; trials {counts}"
     )

@@ -15,6 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.loading import load_config
 from housing_mlops.config.schema import Config
+from housing_mlops.pipeline import logs
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -113,6 +114,12 @@ def make_store(directory: Path, data: Path) -> Store:
         "MLFLOW_DISABLE_TELEMETRY": "true",  # MLflow's usage telemetry is the only outside lookup
     }
     return Store(uri, env)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _user_facing_log_lines() -> None:
+    """In-process library calls log as the steps do: `warning: ...` on stderr."""
+    logs.configure()
 
 
 @pytest.fixture(autouse=True)

@@ -9,6 +9,7 @@ on stderr (the step still finishes), and with `wandb.mode: disabled` wandb is no
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import sys
 import time
@@ -24,6 +25,8 @@ from housing_mlops.data.source import sha256_file
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.dag import STEPS
 from housing_mlops.tags import KEY_TAG, UPSTREAM_TAG, WANDB_DIR_TAG, WANDB_RUN_TAG, WANDB_URL_TAG
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from optuna import Study
@@ -204,11 +207,10 @@ def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published
                 run.finish(exit_code=1 if spec.failed else 0)
             done.append(published)
     except Exception as exc:
-        print(
-            f"warning: W&B mirror of {what} failed after {len(done)} of {len(specs)} run(s) "
+        log.warning(
+            f"W&B mirror of {what} failed after {len(done)} of {len(specs)} run(s) "
             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); "
-            "MLflow holds the complete record",
-            file=sys.stderr,
+            "MLflow holds the complete record"
         )
     finally:
         if "wandb" in sys.modules:
@@ -226,7 +228,7 @@ def mirror_step(ctx: StepContext, error: str | None) -> None:
     try:
         spec = step_spec(ctx.name, ctx.client.get_run(ctx.run_id), ctx.plain, ctx.workdir / "outputs", error)
     except Exception as exc:  # MLflow unreachable: the step's own outcome stands
-        print(f"warning: W&B mirror of step '{ctx.name}' skipped: {exc}", file=sys.stderr)
+        log.warning(f"W&B mirror of step '{ctx.name}' skipped: {exc}")
         return
     for run in publish(cfg, [spec], f"step '{ctx.name}'"):
         tags = {RUN_TAG: run.path, **({URL_TAG: run.url} if run.url else {DIR_TAG: run.dir})}
@@ -234,9 +236,9 @@ def mirror_step(ctx: StepContext, error: str | None) -> None:
             for key, value in tags.items():
                 ctx.client.set_tag(ctx.run_id, key, value)
         except Exception as exc:
-            print(f"warning: could not tag run {ctx.run_id} with its W&B run: {exc}", file=sys.stderr)
+            log.warning(f"could not tag run {ctx.run_id} with its W&B run: {exc}")
         where = run.url or f"upload it with `wandb sync {run.dir}`"
-        print(f"[{ctx.name}] W&B {cfg.mode} run {run.path} in {time.perf_counter() - started:.1f} s: {where}")
+        log.info(f"W&B {cfg.mode} run {run.path} in {time.perf_counter() - started:.1f} s: {where}")
 
 
 def mirror_trials(ctx: StepContext, study: Study) -> None:
@@ -248,10 +250,10 @@ def mirror_trials(ctx: StepContext, study: Study) -> None:
     try:
         group = group_of(ctx.client.get_run(ctx.run_id))
     except Exception as exc:
-        print(f"warning: W&B mirror of the sweep trials skipped: {exc}", file=sys.stderr)
+        log.warning(f"W&B mirror of the sweep trials skipped: {exc}")
         return
     specs = trial_specs(study.get_trials(deepcopy=False), group, ctx.run_id, study.study_name)
     runs = publish(cfg, specs, "the sweep trials")
     if runs:
         elapsed = time.perf_counter() - started
-        print(f"[{ctx.name}] W&B {cfg.mode}: {len(runs)} trial runs in group {group} in {elapsed:.1f} s")
+        log.info(f"W&B {cfg.mode}: {len(runs)} trial runs in group {group} in {elapsed:.1f} s")

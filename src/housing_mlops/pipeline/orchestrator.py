@@ -1,7 +1,7 @@
 """The pipeline: one parent MLflow run; each step a child `mlflow.run` or a cache hit."""
 
+import logging
 import os
-import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -17,6 +17,8 @@ from housing_mlops.errors import HousingError
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.dag import STEPS, closure
 from housing_mlops.tags import ERROR_TAG, KEY_TAG, PIPELINE_RUN_TAG, PIPELINE_TAG, PROCESS_TAG, STEP_STATUS_TAG
+
+log = logging.getLogger(__name__)
 
 
 class StepFailed(HousingError):
@@ -59,7 +61,7 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
                     "pipeline.json",
                 )
             except OSError as exc:  # a full or read-only artifact store must not hide why a step failed
-                print(f"warning: could not log pipeline.json: {exc}", file=sys.stderr)
+                log.warning(f"could not log pipeline.json: {exc}")
     return records
 
 
@@ -100,7 +102,7 @@ def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     for run_id in reversed(stale):  # children first: an interrupted clean-up finds the parent again
         client.set_tag(run_id, ERROR_TAG, "interrupted: the pipeline process that ran it is gone")
         client.set_terminated(run_id, "KILLED")
-    print(f"marked {len(stale)} run(s) of {len(dead)} interrupted pipeline(s) KILLED", file=sys.stderr)
+    log.warning(f"marked {len(stale)} run(s) of {len(dead)} interrupted pipeline(s) KILLED")
     return stale
 
 
@@ -119,13 +121,13 @@ def _run_or_reuse(
     reusable = step not in cfg.pipeline.force and (cfg.pipeline.cache or step not in cfg.pipeline.steps)
     cached = tracking.find_cached(client, experiment_id, step, key) if reusable else None
     if cached is not None:
-        print(f"[{step}] cached: reusing run {cached.info.run_id}", flush=True)
+        log.info(f"cached: reusing run {cached.info.run_id}", extra={"step": step})
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
     # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
     with tracking.step_lock(root, step, key):
         cached = tracking.find_cached(client, experiment_id, step, key) if reusable else None
         if cached is not None:
-            print(f"[{step}] cached: reusing run {cached.info.run_id} of a concurrent pipeline", flush=True)
+            log.info(f"cached: reusing run {cached.info.run_id} of a concurrent pipeline", extra={"step": step})
             return StepRecord(step, "cached", cached.info.run_id, 0.0)
         return _run(hydra_options, root, client, experiment_id, step, upstream, key)
 
@@ -139,7 +141,7 @@ def _run(
     upstream: dict[str, Run],
     key: str,
 ) -> StepRecord:
-    print(f"[{step}] running", flush=True)
+    log.info("running", extra={"step": step})
     started = time.perf_counter()
     try:
         mlflow.run(
@@ -163,7 +165,7 @@ def _run(
         raise StepFailed(f"step '{step}' failed (run {run.info.run_id}): {reason}")
     if run.data.tags.get(KEY_TAG) != key:
         raise StepFailed(f"step '{step}' (run {run.info.run_id}) recorded a different cache key")
-    print(f"[{step}] ran in {duration:.1f} s: run {run.info.run_id}", flush=True)
+    log.info(f"ran in {duration:.1f} s: run {run.info.run_id}", extra={"step": step})
     return StepRecord(step, "ran", run.info.run_id, round(duration, 3))
 
 
@@ -195,5 +197,5 @@ def _parent_run(client: MlflowClient, experiment_id: str) -> mlflow.ActiveRun:
     active = mlflow.start_run(experiment_id=experiment_id, run_name="pipeline")
     if launched:
         client.set_tag(launched, PIPELINE_RUN_TAG, active.info.run_id)
-        print(f"pipeline run {active.info.run_id} in experiment {experiment_id}", file=sys.stderr)
+        log.warning(f"pipeline run {active.info.run_id} in experiment {experiment_id}")
     return active

@@ -6,8 +6,8 @@ and outputs, and turning a HousingError into one line on stderr and a FAILED run
 
 import argparse
 import errno
+import logging
 import os
-import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -23,9 +23,11 @@ from housing_mlops.config.schema import Config
 from housing_mlops.data.source import sha256_file
 from housing_mlops.errors import HousingError, SealedTestSetError, StorageError, UpstreamError
 from housing_mlops.integrations import wandb_mirror as mirror
-from housing_mlops.pipeline import tracking
+from housing_mlops.pipeline import logs, tracking
 from housing_mlops.pipeline.dag import STEPS, closure
 from housing_mlops.tags import DIGEST_TAG, ERROR_TAG, KEY_TAG, STEP_TAG, UPSTREAM_TAG
+
+log = logging.getLogger(__name__)
 
 _DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG}
 SEALED = {"test.parquet": "register"}  # artifact -> the only pipeline step allowed to open it
@@ -75,7 +77,7 @@ class StepContext:
         return digest
 
     def warn(self, message: str) -> None:
-        print(f"warning: {message}", file=sys.stderr)
+        log.warning(message)
         self.warnings.append(message)
 
 
@@ -85,6 +87,7 @@ def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: l
     parser.add_argument("--hydra-options", default="")
     parser.add_argument("--upstream", default="", help="step=run_id,... (default: from the cache)")
     args = parser.parse_args(argv)
+    logs.configure(name)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     launched = os.environ.get("MLFLOW_RUN_ID")
     try:
@@ -128,7 +131,7 @@ def run_step(name: str, body: Callable[[StepContext], None], root: Path, argv: l
     except HousingError as exc:
         if launched and not mlflow.active_run():
             MlflowClient().set_tag(launched, ERROR_TAG, str(exc)[:5000])
-        print(f"error: [{name}] {exc}", file=sys.stderr)
+        log.error(str(exc))
         return 1
     return 0
 

@@ -3,6 +3,7 @@ how outputs are digested, and how a step's cache key finds a finished run."""
 
 import fcntl
 import hashlib
+import logging
 import os
 import subprocess
 import tempfile
@@ -20,6 +21,8 @@ from housing_mlops.data import source
 from housing_mlops.pipeline import cache
 from housing_mlops.pipeline.dag import STEPS
 from housing_mlops.tags import DIGEST_TAG, KEY_TAG, STEP_TAG
+
+log = logging.getLogger(__name__)
 
 UNCACHEABLE = "uncacheable"
 
@@ -170,7 +173,7 @@ def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            print(f"[{step}] waiting: a concurrent pipeline is running this step with the same inputs", flush=True)
+            log.info("waiting: a concurrent pipeline is running this step with the same inputs", extra={"step": step})
             fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
