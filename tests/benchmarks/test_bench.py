@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
-from benchmarks.bench import README_END, README_START, update_readme
+from benchmarks.report import README_END, README_START, update_readme
 
 from housing_mlops.pipeline.tracking import process_alive, process_identity
 from tests.conftest import ROOT
@@ -29,7 +29,8 @@ def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: 
     pid_file = tmp_path / "grandchild.pid"
     child = f"sleep 300 & echo $! > {pid_file}; wait"
     script = (
-        "from pathlib import Path; from benchmarks.bench import run_logged, unwind_on_sigterm; unwind_on_sigterm(); "
+        "from pathlib import Path; from benchmarks.processes import run_logged, unwind_on_sigterm; "
+        "unwind_on_sigterm(); "
         f"run_logged(['sh', '-c', {child!r}], Path({str(tmp_path / 'log')!r}), Path('.'), None)"
     )
     bench = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
