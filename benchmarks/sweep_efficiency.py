@@ -55,7 +55,8 @@ def sweep_efficiency(settings: Settings, floor_result: dict[str, Any] | None, pl
         curve: list[float | None] = []
 
         def record(study: optuna.Study, trial: optuna.trial.FrozenTrial, curve: list[float | None] = curve) -> None:
-            done = [t.value for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+            complete = (t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE)
+            done = [t.value for t in complete if t.value is not None]  # a complete trial has its value
             curve.append(min(done) if done else None)
 
         started = time.perf_counter()

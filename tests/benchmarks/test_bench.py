@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from benchmarks.bench import compare_with_floor, invocation, parse_args, readme_left_alone, same, write
@@ -42,7 +43,7 @@ def settings(tmp_path: Path, quick: bool, parts: tuple[str, ...] = PARTS) -> Set
     )
 
 
-def results_of(s: Settings) -> dict[str, object]:
+def results_of(s: Settings) -> dict[str, Any]:
     floor = {"wall_s": 100.0, "seconds": {}, "sweep": {"trials_finished": 4}}
     results = {"date": "2026-01-02", "command": s.command, "machine": s.machine, "data": {"rows": 2000}}
     return results | {"floor": floor, "code_changed_during_run": False}
@@ -75,7 +76,7 @@ def test_same_compares_to_1e_9_and_knows_no_figure() -> None:
 
 
 def test_compare_with_floor_sets_the_ratio_and_the_same_work_signs() -> None:
-    results = {
+    results: dict[str, Any] = {
         "cold": {"wall_s": 330.0, "sweep_best_cv_wmape": 0.12, "test_wmape": 0.13},
         "floor": {"wall_s": 300.0, "sweep": {"best_cv_wmape": 0.12}, "test": {"wmape": 0.14}},
     }
