@@ -7,9 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
-from benchmarks.bench import README_END, README_START, update_readme
+from benchmarks.bench import compare_with_floor, invocation, parse_args, readme_left_alone, same, write
+from benchmarks.report import README_END, README_START, update_readme
+from benchmarks.settings import PARTS, Settings
 
 from housing_mlops.pipeline.tracking import process_alive, process_identity
 from tests.conftest import ROOT
@@ -24,12 +27,106 @@ def test_update_readme_replaces_only_the_marked_section(tmp_path: Path) -> None:
     )
 
 
+def settings(tmp_path: Path, quick: bool, parts: tuple[str, ...] = PARTS) -> Settings:
+    machine = {"cpu_model": "CPU", "cores": 2, "memory_gb": 8.0, "python": "3.11", "git_sha": "abc", "git_dirty": False}
+    machine |= {"libraries": {"mlflow": "3", "scikit-learn": "1", "optuna": "5"}, "quick": quick}
+    return Settings(
+        quick=quick,
+        parts=parts,
+        data=tmp_path / "housing.csv",
+        hydra="",
+        out=tmp_path / "results",
+        work=tmp_path,
+        store=tmp_path / "store",
+        command="python -m benchmarks.bench",
+        machine=machine,
+    )
+
+
+def results_of(s: Settings) -> dict[str, Any]:
+    floor = {"wall_s": 100.0, "seconds": {}, "sweep": {"trials_finished": 4}}
+    results = {"date": "2026-01-02", "command": s.command, "machine": s.machine, "data": {"rows": 2000}}
+    return results | {"floor": floor, "code_changed_during_run": False}
+
+
+def test_parse_args_orders_the_parts_and_rejects_unknown_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    assert parse_args([]).parts == PARTS
+    assert parse_args(["--only", "serving, floor"]).parts == ("floor", "serving")
+    with pytest.raises(SystemExit):
+        parse_args(["--only", "floor,warm"])
+    assert "unknown part(s) ['warm']" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        parse_args(["--store", "/tmp/store", "--only", "cold"])
+    assert "cannot be combined with the cold part" in capsys.readouterr().err
+
+
+def test_invocation_quotes_the_command_as_the_user_typed_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MAKELEVEL", raising=False)
+    assert invocation([]) == "python -m benchmarks.bench"
+    assert invocation(["--quick", "--hydra", "a=1 b=2"]) == "python -m benchmarks.bench --quick --hydra 'a=1 b=2'"
+    monkeypatch.setenv("MAKELEVEL", "1")
+    assert invocation([]) == "make bench"
+    assert invocation(["--quick"]) == "make bench BENCH_ARGS=--quick"
+
+
+def test_same_compares_to_1e_9_and_knows_no_figure() -> None:
+    assert same(0.12, 0.12 + 1e-12) is True
+    assert same(0.12, 0.1201) is False
+    assert same(None, 0.12) is None
+
+
+def test_compare_with_floor_sets_the_ratio_and_the_same_work_signs() -> None:
+    results: dict[str, Any] = {
+        "cold": {"wall_s": 330.0, "sweep_best_cv_wmape": 0.12, "test_wmape": 0.13},
+        "floor": {"wall_s": 300.0, "sweep": {"best_cv_wmape": 0.12}, "test": {"wmape": 0.14}},
+    }
+    compare_with_floor(results)
+    assert results["ratio"] == 1.1
+    assert results["floor"]["same_best_as_pipeline"] is True
+    assert results["floor"]["same_test_wmape_as_pipeline"] is False
+
+
+def test_readme_is_set_only_by_a_complete_clean_full_run(tmp_path: Path) -> None:
+    full = settings(tmp_path, quick=False)
+    assert readme_left_alone(full, {"code_changed_during_run": False}) is None
+    assert readme_left_alone(settings(tmp_path, quick=True), {"code_changed_during_run": False}) == "quick run"
+    changed = readme_left_alone(full, {"code_changed_during_run": True})
+    assert changed == "a part failed or the code changed during the run"
+    assert readme_left_alone(full, {"errors": {"sweep": "x"}, "code_changed_during_run": False}) is not None
+    partial = settings(tmp_path, quick=False, parts=("cold", "floor"))
+    assert (
+        readme_left_alone(partial, {"code_changed_during_run": False}) == "partial run (needs cold, floor and cached)"
+    )
+
+
+def test_write_puts_json_and_markdown_in_out_and_the_table_in_the_readme(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# title\n{README_START}\nold\n{README_END}\n")
+    s = settings(tmp_path, quick=False, parts=("cold", "floor", "cached"))
+    write(s, results_of(s), readme)
+    assert json.loads((s.out / "2026-01-02.json").read_text())["floor"]["wall_s"] == 100.0
+    markdown = (s.out / "2026-01-02.md").read_text()
+    assert "| compute floor: same fits, bare script (4 sweep trials)" in markdown
+    text = readme.read_text()
+    assert "old" not in text and "compute floor: same fits" in text and text.startswith("# title\n")
+
+
+def test_write_of_a_quick_run_leaves_the_readme(tmp_path: Path) -> None:
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_START}\nold\n{README_END}\n")
+    s = settings(tmp_path, quick=True)
+    write(s, results_of(s), readme)
+    assert (s.out / "2026-01-02.md").is_file()
+    assert readme.read_text() == f"{README_START}\nold\n{README_END}\n"
+
+
 def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: Path) -> None:
     # like `mlflow run` and its step processes: the grandchild outlives a kill of the child alone
     pid_file = tmp_path / "grandchild.pid"
     child = f"sleep 300 & echo $! > {pid_file}; wait"
     script = (
-        "from pathlib import Path; from benchmarks.bench import run_logged, unwind_on_sigterm; unwind_on_sigterm(); "
+        "from pathlib import Path; from benchmarks.processes import run_logged, unwind_on_sigterm; "
+        "unwind_on_sigterm(); "
         f"run_logged(['sh', '-c', {child!r}], Path({str(tmp_path / 'log')!r}), Path('.'), None)"
     )
     bench = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)

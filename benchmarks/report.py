@@ -1,0 +1,163 @@
+"""The Markdown report of one bench run, and the README section it replaces."""
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmarks.machine import machine_line
+
+GOALS = {"cold_s": 300.0, "ratio": 1.10, "cached_s": 10.0}
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+CHECKPOINTS = (1, 5, 10, 20, 30, 40, 50, 75, 100)
+SERVING_PATHS = (("in-process `mlflow.pyfunc`", "in_process"), ("HTTP `mlflow models serve`", "http"))
+
+
+def latency_text(figures: dict[str, float]) -> str:
+    """`p50 / p95 / p99 ms` as the console and the report show them."""
+    return f"{figures['p50_ms']:.2f} / {figures['p95_ms']:.2f} / {figures['p99_ms']:.2f} ms"
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """Rows of formatted cells as a Markdown table: first column left-aligned, the figures right-aligned."""
+    frame = pd.DataFrame(rows, columns=header, dtype=object)
+    align = ["left"] + ["right"] * (len(header) - 1)
+    return str(frame.to_markdown(index=False, tablefmt="pipe", disable_numparse=True, colalign=align)).splitlines()
+
+
+def checkpoints(n: int) -> list[int]:
+    """The trial counts the sweep table shows for `n` trials: round marks up to `n`, and `n`."""
+    return sorted({m for m in CHECKPOINTS if m <= n} | {n})
+
+
+def met(value: float | None, goal: float) -> str:
+    """The `met` cell: yes, **no**, or — when there is no figure."""
+    return "—" if value is None else ("yes" if value <= goal else "**no**")
+
+
+def render(results: dict[str, Any], image_dir: str) -> str:
+    """The Markdown report; `image_dir` is where the plot is relative to the Markdown file."""
+    m, quick = results["machine"], results["machine"]["quick"]
+    rows = results["data"]["rows"]
+    where = (
+        f"{rows:,}-row sample, smoke overrides (goals are for the full data)" if quick else f"full data ({rows:,} rows)"
+    )
+    caption = f"Machine: {machine_line(m)}"
+    lines = [
+        f"Benchmark of {results['date']} on the {where}, `{results['command']}`.",
+        "",
+        caption,
+        "",
+        *summary_table(results),
+    ]
+    if "cold" in results:
+        lines += ["", f"Per step, cold run. {caption}", "", *steps_table(results)]
+    if "serving" in results:
+        lines += ["", f"Serving `{results['serving']['model_uri']}`. {caption}", "", *serving_table(results)]
+    if "sweep" in results:
+        lines += ["", f"Sweep efficiency. {caption}", "", *sweep_table(results)]
+        lines += ["", f"![best CV wMAPE vs trials]({image_dir}{results['sweep']['plot']})"]
+    for part, error in results.get("errors", {}).items():
+        lines += ["", f"**{part} failed:** {error.splitlines()[0]}"]
+    return "\n".join(lines) + "\n"
+
+
+def summary_rows(r: dict[str, Any]) -> list[list[str]]:
+    """The headline figures, one row per measure: value, goal and whether it is met."""
+    rows: list[list[str]] = []
+    if "cold" in r:
+        wall = r["cold"]["wall_s"]
+        goal = GOALS["cold_s"]
+        rows.append(["pipeline end to end, cold (empty store)", f"{wall:.1f} s", f"≤ {goal:.0f} s", met(wall, goal)])
+    if "floor" in r:
+        f = r["floor"]
+        same = {
+            True: ", same best CV and test wMAPE as the pipeline",
+            False: ", **results differ from the pipeline's**",
+        }
+        label = f"compute floor: same fits, bare script ({f['sweep']['trials_finished']} sweep trials"
+        label += same.get(f.get("same_best_as_pipeline") and f.get("same_test_wmape_as_pipeline"), "") + ")"
+        rows.append([label, f"{f['wall_s']:.1f} s", "", ""])
+    if "ratio" in r:
+        rows.append(
+            ["pipeline / floor", f"{r['ratio']:.3f}", f"≤ {GOALS['ratio']:.2f}", met(r["ratio"], GOALS["ratio"])]
+        )
+    if "cached" in r:
+        c = r["cached"]
+        label, ok = f"fully cached re-run (median of {len(c['runs_s'])})", met(c["median_s"], GOALS["cached_s"])
+        if not c["fully_cached"]:
+            label, ok = f"re-run, **not fully cached** ({', '.join(c['steps_that_ran'])} ran)", "—"
+        rows.append([label, f"{c['median_s']:.1f} s", f"≤ {GOALS['cached_s']:.0f} s", ok])
+    if "serving" in r:
+        s = r["serving"]
+        for name, key in SERVING_PATHS:
+            rows.append([f"single row, {name}, p50 / p95 / p99", latency_text(s[key]), "", ""])
+            rows.append([f"1,000-row batch, {name}", f"{s[key]['batch_rows_per_s']:,.0f} rows/s", "", ""])
+    if "sweep" in r:
+        curves = r["sweep"]["samplers"]
+        n = min(len(c["best_so_far"]) for c in curves.values())
+        best = " / ".join(f"{curves[s]['final_best']:.4f}" for s in ("tpe", "random"))
+        rows.append([f"sweep: best CV wMAPE after {n} trials, TPE / random", best, "", ""])
+    return rows
+
+
+def summary_table(r: dict[str, Any]) -> list[str]:
+    """The headline table: pipeline cold and cached, floor, ratio, serving, sweep, against their goals."""
+    return markdown_table(["measure", "value", "goal", "met"], summary_rows(r))
+
+
+def steps_table(r: dict[str, Any]) -> list[str]:
+    """Per step of the cold run: wall time, time inside its MLflow run, the floor's time and the ratio."""
+    floor_s = r.get("floor", {}).get("seconds", {})
+    rows = []
+    for s in r["cold"]["steps"]:
+        f = floor_s.get(s["step"])
+        ratio = f"{s['wall_s'] / f:.2f}" if f and f >= 0.5 else "—"  # ratios of sub-second times are noise
+        rows.append([s["step"], f"{s['wall_s']:.1f}", f"{s['run_s']:.1f}", "—" if f is None else f"{f:.1f}", ratio])
+    rows.append(["(launcher, orchestrator, between steps)", f"{r['cold']['outside_steps_s']:.1f}", "", "", ""])
+    header = ["step", "pipeline wall (s)", "inside its MLflow run (s)", "floor (s)", "pipeline / floor"]
+    return markdown_table(header, rows)
+
+
+def serving_table(r: dict[str, Any]) -> list[str]:
+    """Latency percentiles, batch throughput and readiness of both serving paths."""
+    s = r["serving"]
+    ready = {"in_process": s["in_process"]["load_s"], "http": s["http"]["startup_s"]}
+    rows = []
+    for name, key in SERVING_PATHS:
+        f = s[key]
+        latencies = [f"{f['p50_ms']:.2f}", f"{f['p95_ms']:.2f}", f"{f['p99_ms']:.2f}"]
+        rows.append([name, *latencies, f"{f['batch_rows_per_s']:,.0f}", f"{ready[key]:.2f}", str(s["calls"])])
+    header = ["path", "p50 (ms)", "p95 (ms)", "p99 (ms)", "1,000-row batch (rows/s)", "ready in (s)", "calls"]
+    return markdown_table(header, rows)
+
+
+def sweep_table(r: dict[str, Any]) -> list[str]:
+    """Best CV wMAPE so far at the checkpoints for TPE and random sampling, and a note on the runs."""
+    curves = r["sweep"]["samplers"]
+    n = min(len(c["best_so_far"]) for c in curves.values())
+    rows = []
+    for k in checkpoints(n):
+        cells = [curves[s]["best_so_far"][k - 1] for s in ("tpe", "random")]
+        rows.append([str(k), *("—" if v is None else f"{v:.4f}" for v in cells)])
+    timing = ", ".join(
+        f"{s}: {c['seconds']:.0f} s, {c['pruned']} pruned, best at trial {c['best_at_trial']}"
+        for s, c in curves.items()
+    )
+    startup = r["sweep"]["n_startup_trials"]
+    note = (
+        f"{r['sweep']['family']}, {r['sweep']['folds']}-fold CV, no timeout, the grid winner as trial 1; {timing}. "
+        f"TPE draws its first {startup} trials at random from the same seed, so the curves coincide up to there."
+    )
+    return [*markdown_table(["trials", "TPE best CV wMAPE", "random best CV wMAPE"], rows), "", note]
+
+
+def update_readme(readme: Path, markdown: str) -> None:
+    """Replace what lies between the bench markers with `markdown`."""
+    text = readme.read_text()
+    pattern = re.compile(re.escape(README_START) + r".*?" + re.escape(README_END), re.DOTALL)
+    if not pattern.search(text):
+        raise RuntimeError(f"{readme} has no {README_START} ... {README_END} markers")
+    block = f"{README_START}\n{markdown.strip()}\n{README_END}"
+    readme.write_text(pattern.sub(lambda _: block, text, count=1))
