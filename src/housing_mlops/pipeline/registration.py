@@ -172,8 +172,10 @@ def _describe(
         "register": ctx.run_id,
     }
     split_digests = digests(ctx.upstream["split"])
-    card_data = {
-        "sha256": ctx.upstream["ingest"].data.tags.get(DATA_SHA_TAG),
+    raw_sha = ctx.upstream["ingest"].data.tags.get(DATA_SHA_TAG)
+    data_sha256 = None if raw_sha is None else str(raw_sha)
+    card_data: dict[str, Any] = {
+        "sha256": data_sha256,
         "rows": len(train) + len(test),
         "train_rows": len(train),
         "test_rows": len(test),
@@ -186,17 +188,16 @@ def _describe(
     auto = ctx.cfg.registry.auto_promote
     return VersionRecord(
         model_card(best, scores, lineage, card_data, code, hardware_meta, gate, trained_at),
-        version_tags(
-            best, scores, hardware_tags, gate, card_data["sha256"], code, lineage["pipeline"], trained_at, auto
-        ),
+        version_tags(best, scores, hardware_tags, gate, data_sha256, code, lineage["pipeline"], trained_at, auto),
     )
 
 
 def _log_assessment(result: Assessment, y_test: pd.Series) -> None:
     mlflow.log_dict(result.scores, "test_metrics.json")
     mlflow.log_table(result.by_segment, "segment_wmape.json")
-    for row in result.by_segment.itertuples():
-        mlflow.log_metric(segment_metric(str(row.segment), str(row.value)), float(row.wmape))
+    segments = result.by_segment
+    for segment, value, score in zip(segments["segment"], segments["value"], segments["wmape"], strict=True):
+        mlflow.log_metric(segment_metric(segment, value), score)
     mlflow.log_figure(plots.predictions(y_test, result.predicted), "predictions.png")
     values = result.importances
     mlflow.log_table(values.rename("importance").rename_axis("feature").reset_index(), "importances.json")

@@ -164,7 +164,7 @@ def gate(
 def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
     """Run id of the split run whose test set version `version` was scored on."""
     run_id = client.get_model_version(name, version).run_id
-    split_run = client.get_run(run_id).data.tags.get(f"{UPSTREAM_TAG}split")
+    split_run = client.get_run(run_id).data.tags.get(f"{UPSTREAM_TAG}split") if run_id else None
     if not split_run:
-        raise HousingError(f"model '{name}' v{version} has no split lineage (tag housing.upstream.split)")
+        raise HousingError(f"model '{name}' v{version} has no split lineage (tag {UPSTREAM_TAG}split)")
     return split_run
