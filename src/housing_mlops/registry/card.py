@@ -1,54 +1,103 @@
-"""The model version's description: a Markdown card a person reads in the MLflow UI."""
+"""What a person reads about a model version in the MLflow UI: its Markdown card and its tags."""
 
+from collections.abc import Mapping
 from typing import Any
+
+import pandas as pd
+
+METRICS = ("wmape", "mae", "rmse", "r2", "mape", "median_ape", "within_10pct")
+MISSING = "n/a"
+
+
+def _table(frame: pd.DataFrame, **options: Any) -> str:
+    return frame.to_markdown(index=False, tablefmt="github", **options)
+
+
+def _number(value: Any, spec: str) -> str:
+    return format(value, spec) if isinstance(value, int | float) else MISSING
 
 
 def model_card(
-    best: dict[str, Any],
-    test: dict[str, float],
-    lineage: dict[str, str],
-    data: dict[str, Any],
-    code: dict[str, str],
-    hardware: dict[str, Any],
-    verdict: dict[str, Any],
+    best: Mapping[str, Any],
+    test: Mapping[str, float],
+    lineage: Mapping[str, str],
+    data: Mapping[str, Any],
+    code: Mapping[str, str],
+    hardware: Mapping[str, Any],
+    verdict: Mapping[str, Any],
     trained_at: str,
 ) -> str:
-    params = "\n".join(f"| `{k}` | `{v}` |" for k, v in sorted(best["params"].items()))
-    metrics = "\n".join(
-        f"| {name} | {best['cv'].get(name, float('nan')):.4f} | {test[name]:.4f} |"
-        for name in ("wmape", "mae", "rmse", "r2", "mape", "median_ape", "within_10pct")
+    """Markdown description of a version; a field missing from the inputs reads "n/a"."""
+    cv = best.get("cv", {})
+    metrics = pd.DataFrame(
+        {
+            "metric": METRICS,
+            "CV on train": [cv.get(name, float("nan")) for name in METRICS],
+            "test": [test.get(name, float("nan")) for name in METRICS],
+        }
     )
-    steps = "\n".join(f"| {step} | `{run_id}` |" for step, run_id in lineage.items())
-    return f"""## {best["family"]} ({best["estimator"]})
+    params = pd.DataFrame(
+        [(f"`{k}`", f"`{v}`") for k, v in sorted(best.get("params", {}).items())],
+        columns=["parameter", "value"],
+    )
+    steps = pd.DataFrame([(step, f"`{run_id}`") for step, run_id in lineage.items()], columns=["step", "run id"])
+    spec, study = best.get("feature_spec", {}), best.get("study", {})
+    gate = "promote" if verdict.get("promote") else "hold"
+    dirty = " (dirty working tree)" if code.get("dirty") == "true" else ""
+    return f"""## {best.get("family", MISSING)} ({best.get("estimator", MISSING)})
 
-Trained {trained_at} on {data["train_rows"]} rows; scored once on the sealed test set
-({data["test_rows"]} rows). Fractions, not percents.
+Trained {trained_at} on {data.get("train_rows", MISSING)} rows; scored once on the sealed test set
+({data.get("test_rows", MISSING)} rows). Fractions, not percents.
 
-| metric | CV on train | test |
-|---|---|---|
-{metrics}
+{_table(metrics, floatfmt=".4f")}
 
-**Promotion gate:** {"promote" if verdict["promote"] else "hold"}: {verdict["reason"]}
+**Promotion gate:** {gate}: {verdict.get("reason", MISSING)}
 
-**Hardware target:** `{hardware["target"]}`: {hardware["rationale"]}
+**Hardware target:** `{hardware.get("target", MISSING)}`: {hardware.get("rationale", MISSING)}
 
 ### Hyperparameters
-| parameter | value |
-|---|---|
-{params}
+{_table(params, disable_numparse=True)}
 
-Geo clusters: K = {best["feature_spec"]["n_clusters"]}, gamma = {best["feature_spec"]["gamma"]:.4g};
-imputer: {best["feature_spec"]["imputer"]["strategy"]}.
-Sweep: study `{best["study"]["name"]}`, best trial {best["study"]["best_trial"]}, trials {best["study"]["trials"]}.
+Geo clusters: K = {spec.get("n_clusters", MISSING)}, gamma = {_number(spec.get("gamma"), ".4g")};
+imputer: {spec.get("imputer", {}).get("strategy", MISSING)}.
+Sweep: study `{study.get("name", MISSING)}`, best trial {study.get("best_trial", MISSING)}, \
+trials {study.get("trials", MISSING)}.
 
 ### Data
-- raw data sha256 `{data["sha256"]}` ({data["rows"]} rows)
-- train.parquet sha256 `{data["train_sha256"]}`, test.parquet sha256 `{data["test_sha256"]}`
+- raw data sha256 `{data.get("sha256", MISSING)}` ({data.get("rows", MISSING)} rows)
+- train.parquet sha256 `{data.get("train_sha256", MISSING)}`, test.parquet sha256 `{data.get("test_sha256", MISSING)}`
 
 ### Lineage
-| step | run id |
-|---|---|
-{steps}
+{_table(steps, disable_numparse=True)}
 
-Code: git `{code["sha"]}`{" (dirty working tree)" if code["dirty"] == "true" else ""}.
+Code: git `{code.get("sha", MISSING)}`{dirty}.
 """
+
+
+def version_tags(
+    best: Mapping[str, Any],
+    test: Mapping[str, float],
+    hardware_tags: Mapping[str, Any],
+    verdict: Mapping[str, Any],
+    data_sha256: str | None,
+    code: Mapping[str, str],
+    pipeline_run_id: str,
+    trained_at: str,
+    auto_promote: bool,
+) -> dict[str, Any]:
+    """Tags of a registered version: test metrics, provenance, hardware and the gate's verdict."""
+    return {
+        **{f"test.{k}": round(v, 6) for k, v in test.items()},
+        "cv.wmape": best["cv"]["wmape"],
+        "algorithm": best["family"],
+        "estimator": best["estimator"],
+        "data.sha256": data_sha256,
+        "git.sha": code["sha"],
+        "git.dirty": code["dirty"],
+        "pipeline_run_id": pipeline_run_id,
+        "trained_at": trained_at,
+        **hardware_tags,
+        "promotion.verdict": "promote" if verdict["promote"] else "hold",
+        "promotion.reason": verdict["reason"],
+        "promotion.auto": auto_promote,
+    }

@@ -8,6 +8,8 @@ from housing_mlops.config.schema import RegistryConfig
 
 @dataclass(frozen=True)
 class Contender:
+    """One side of the gate: a version and the facts the rules compare."""
+
     version: str
     wmape: float  # on the sealed test set, scored now
     p95_latency_ms: float
@@ -16,6 +18,8 @@ class Contender:
 
 @dataclass(frozen=True)
 class Verdict:
+    """The gate's decision, its one-line reason and every check it made."""
+
     promote: bool
     reason: str
     challenger: str
@@ -23,12 +27,16 @@ class Verdict:
     checks: dict[str, bool] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the verdict, as written to promotion.json."""
         return asdict(self)
 
 
 def decide(challenger: Contender, champion: Contender | None, cfg: RegistryConfig) -> Verdict:
-    """Promote only a challenger within the absolute bounds that, when a champion exists,
-    has its input schema and beats its test wMAPE by at least `min_improvement`."""
+    """Decide whether `challenger` may replace `champion` (None: there is no champion yet).
+
+    Promote only a challenger within the absolute bounds that, when a champion exists, has
+    its input schema and beats its test wMAPE by at least `min_improvement`.
+    """
     checks = {
         "max_wmape": challenger.wmape <= cfg.max_wmape,
         "max_p95_latency_ms": challenger.p95_latency_ms <= cfg.max_p95_latency_ms,

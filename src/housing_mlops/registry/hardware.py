@@ -15,6 +15,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from housing_mlops.config.schema import DeploymentConfig
+from housing_mlops.errors import ConfigError
+
 ISA_FLAGS = (
     "sse4_2",
     "avx",
@@ -109,6 +112,8 @@ def measure(
 
 @dataclass(frozen=True)
 class Recommendation:
+    """Where the model should run, why, and whether it fits the on-device budget."""
+
     target: str
     rationale: str
     fits_edge: bool
@@ -118,7 +123,7 @@ def recommend(
     profile: dict[str, float],
     host: dict[str, Any],
     family: str,
-    deployment: Any,
+    deployment: DeploymentConfig,
 ) -> Recommendation:
     """First rule of `deployment.rules` whose conditions all hold for these facts."""
     edge = deployment.edge
@@ -145,4 +150,29 @@ def recommend(
     for rule in deployment.rules:
         if all(facts.get(key) == value for key, value in rule.when.items()):
             return Recommendation(rule.target, f"{rule.why} ({edge_note})", fits_edge)
-    raise ValueError("deployment.rules has no rule matching every case; end it with `when: {}`")
+    raise ConfigError("deployment.rules has no rule matching these facts; end the list with `when: {}`")
+
+
+def metadata(profile: dict[str, float], host: dict[str, Any], target: Recommendation) -> dict[str, Any]:
+    """The `hardware` entry of the logged model's metadata: profile, host and recommendation."""
+    return {
+        **profile,
+        "host": host,
+        "target": target.target,
+        "rationale": target.rationale,
+        "fits_edge": target.fits_edge,
+    }
+
+
+def tags(profile: dict[str, float], host: dict[str, Any], target: Recommendation) -> dict[str, Any]:
+    """The `hardware.*` tags of a registered version."""
+    return {
+        **{f"hardware.{k}": v for k, v in profile.items()},
+        "hardware.target": target.target,
+        "hardware.fits_edge": target.fits_edge,
+        "hardware.cpu_model": host["cpu_model"],
+        "hardware.cores": host["cores"],
+        "hardware.isa": ",".join(host["isa"]),
+        "hardware.gpu": host["gpu"],
+        "hardware.memory_gb": host["memory_gb"],
+    }

@@ -9,9 +9,10 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from housing_mlops.config.schema import RegistryConfig
 from housing_mlops.errors import HousingError
 from housing_mlops.modeling.metrics import wmape
-from housing_mlops.registry.gate import Contender
+from housing_mlops.registry.gate import Contender, Verdict, decide
 from housing_mlops.tags import REGISTRATION_TAG, STEP_TAG, UPSTREAM_TAG
 
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -20,6 +21,7 @@ COMPLETE_TAG = REGISTRATION_TAG  # "complete" once every tag and alias of a vers
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version `alias` points at, or None when the alias (or the model) does not exist."""
     try:
         return client.get_model_version_by_alias(name, alias)
     except MlflowException:
@@ -27,6 +29,7 @@ def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersio
 
 
 def history(client: MlflowClient, name: str) -> list[str]:
+    """Versions that were champion, oldest first."""
     tags = client.get_registered_model(name).tags
     return list(json.loads(tags.get(HISTORY_TAG, "[]")))
 
@@ -61,6 +64,7 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
 
 
 def ensure_model(client: MlflowClient, name: str, description: str) -> None:
+    """Create the registered model `name` unless it exists."""
     try:
         client.get_registered_model(name)
     except MlflowException:
@@ -71,6 +75,7 @@ def ensure_model(client: MlflowClient, name: str, description: str) -> None:
 
 
 def is_complete(version: ModelVersion) -> bool:
+    """Whether every tag and alias of `version` was set (its completion tag is there)."""
     return version.tags.get(COMPLETE_TAG) == "complete"
 
 
@@ -122,6 +127,7 @@ def prune_incomplete(client: MlflowClient, name: str) -> tuple[list[str], list[s
 
 
 def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, Any]) -> None:
+    """Set each tag on the version, as a string cut to MLflow's 5,000-character limit."""
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, str(value)[:5000])
 
@@ -139,10 +145,26 @@ def contender(client: MlflowClient, name: str, version: str, X: pd.DataFrame, y:
     )
 
 
+def gate(
+    client: MlflowClient,
+    name: str,
+    challenger: Contender,
+    X: pd.DataFrame,
+    y: pd.Series,
+    cfg: RegistryConfig,
+) -> Verdict:
+    """Re-score the current champion on (X, y), the challenger's sealed test set, and decide."""
+    current = version_by_alias(client, name, CHAMPION)
+    champion = None
+    if current is not None and str(current.version) != challenger.version:
+        champion = contender(client, name, current.version, X, y)
+    return decide(challenger, champion, cfg)
+
+
 def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
     """Run id of the split run whose test set version `version` was scored on."""
     run_id = client.get_model_version(name, version).run_id
-    split_run = client.get_run(run_id).data.tags.get(f"{UPSTREAM_TAG}split")
+    split_run = client.get_run(run_id).data.tags.get(f"{UPSTREAM_TAG}split") if run_id else None
     if not split_run:
-        raise HousingError(f"model '{name}' v{version} has no split lineage (tag housing.upstream.split)")
+        raise HousingError(f"model '{name}' v{version} has no split lineage (tag {UPSTREAM_TAG}split)")
     return split_run

@@ -1,0 +1,79 @@
+"""The champion alias by hand and in use: manual promotion through the shared gate, rollback,
+and batch prediction with the version `champion` points at."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from housing_mlops.config.schema import Config
+from housing_mlops.errors import HousingError
+from housing_mlops.registry import store as registry
+
+
+def promote(client: MlflowClient, cfg: Config, version: str, force: bool) -> str:
+    """Make `version` champion if the gate lets it (or unconditionally with `force`); return what happened."""
+    name = cfg.registry.model_name
+    if not registry.is_complete(client.get_model_version(name, version)):
+        raise HousingError(f"model '{name}' v{version} is not completely registered; it cannot be champion")
+    if force:
+        registry.set_champion(client, name, version, "forced by hand (-P force=true)")
+        return f"v{version} is champion (forced, gate skipped)"
+    # the gate scores both versions on the sealed test set the challenger was scored on
+    split_run = registry.sealed_test_run(client, name, version)
+    test = pd.read_parquet(client.download_artifacts(split_run, "test.parquet"))
+    X, y = test[cfg.data.features()], test[cfg.data.target]
+    challenger = registry.contender(client, name, version, X, y)
+    verdict = registry.gate(client, name, challenger, X, y, cfg.registry)
+    client.set_model_version_tag(name, version, "promotion.manual_verdict", json.dumps(verdict.to_dict()))
+    if not verdict.promote:
+        raise HousingError(f"gate refused v{version}: {verdict.reason} (use -P force=true to override)")
+    registry.set_champion(client, name, version, verdict.reason)
+    return f"v{version} is champion: {verdict.reason}"
+
+
+def rollback(client: MlflowClient, cfg: Config) -> str:
+    """Point `champion` back at the previous champion; return what happened."""
+    before, after = registry.rollback(client, cfg.registry.model_name)
+    return f"champion rolled back from v{before} to v{after}"
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A scored table: how many rows, with which model URI and version, written where."""
+
+    rows: int
+    uri: str
+    version: str
+    output: Path
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a .csv or .parquet file of rows to score."""
+    if not path.is_file():
+        raise HousingError(f"input file not found: {path.resolve()}")
+    if path.suffix == ".parquet":
+        return pd.read_parquet(path)
+    if path.suffix == ".csv":
+        return pd.read_csv(path)
+    raise HousingError(f"{path.name}: expected a .csv or .parquet file")
+
+
+def predict(client: MlflowClient, cfg: Config, source: Path, output: Path, model_uri: str = "") -> Scored:
+    """Score `source` with the champion (or `model_uri`) and write it with `prediction` and
+    `model_version` columns to `output` (.parquet, else CSV)."""
+    name = cfg.registry.model_name
+    uri = model_uri or f"models:/{name}@{registry.CHAMPION}"
+    frame = read_table(source)
+    model = mlflow.pyfunc.load_model(uri)
+    version = uri if model_uri else str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
+    features = frame[[c for c in cfg.data.features() if c in frame.columns]]
+    out = frame.assign(prediction=model.predict(features), model_version=version)
+    if output.suffix == ".parquet":
+        out.to_parquet(output)
+    else:
+        out.to_csv(output, index=False)
+    return Scored(len(out), uri, version, output)

@@ -1,0 +1,204 @@
+"""The register step's library: the final fit and its one test scoring, the MLflow model with
+its hardware profile, and registration as a transaction that never leaves a half-registered
+version behind."""
+
+import dataclasses
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+import skops.io
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.pipeline import Pipeline
+
+import housing_mlops
+from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.pipeline.runner import StepContext
+from housing_mlops.pipeline.tracking import code_version, digests
+from housing_mlops.registry import hardware
+from housing_mlops.registry import store as registry
+from housing_mlops.registry.assessment import Assessment, assess, fit_final, segment_metric
+from housing_mlops.registry.card import model_card, version_tags
+from housing_mlops.registry.gate import Contender, Verdict
+from housing_mlops.reporting import plots
+from housing_mlops.tags import DATA_SHA_TAG, HARDWARE_TARGET_TAG, MODEL_VERSION_TAG, PROMOTED_TAG
+
+log = logging.getLogger(__name__)
+
+# pinned explicitly: MLflow's own inference of them takes ~4 s per log_model
+REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
+MODEL_DESCRIPTION = "California housing price regressor (housing-mlops)."
+
+
+@dataclass(frozen=True)
+class VersionRecord:
+    """What a new version gets written on it once the gate has spoken."""
+
+    description: str
+    tags: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The outcome of one registration: the version, the gate's verdict and the test scores."""
+
+    name: str
+    version: str
+    verdict: Verdict
+    promoted: bool
+    scores: dict[str, float]
+    target: str
+
+
+def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
+    """Arguments of `mlflow.sklearn.save_model`/`log_model`: signature, example, pinned pip
+    requirements, the package as code, and skops with the Pipeline's own types trusted."""
+    return {
+        "signature": infer_signature(X, model.predict(X.head(50))),
+        "input_example": X.head(5),
+        "pip_requirements": [f"{name}=={metadata.version(name)}" for name in REQUIREMENTS],
+        "code_paths": [str(Path(housing_mlops.__file__).parent)],
+        "serialization_format": "skops",
+        "skops_trusted_types": skops.io.get_untrusted_types(data=skops.io.dumps(model)),
+    }
+
+
+def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame) -> Registered:
+    """Fit the sweep's best Pipeline, score it once on the sealed test set, log it with its
+    hardware profile and register it through the promotion gate."""
+    data, cfg = ctx.cfg.data, ctx.cfg.registry
+    X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
+    model = fit_final(best, train, data)
+    result = assess(model, test, data, cfg.importance_rows)
+    _log_assessment(result, y_test)
+
+    args = save_args(model, X)
+    local = ctx.workdir / "model"
+    mlflow.sklearn.save_model(model, str(local), **args)
+    host = hardware.host_fingerprint()
+    profile = hardware.measure(local, mlflow.pyfunc.load_model, X_test, cfg.latency_calls)
+    target = hardware.recommend(profile, host, best["family"], ctx.cfg.deployment)
+    hardware_meta = hardware.metadata(profile, host, target)
+    info = mlflow.sklearn.log_model(model, name="model", metadata={"hardware": hardware_meta}, **args)
+    scores = result.scores
+    mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | {f"hw_{k}": v for k, v in profile.items()})
+
+    hardware_tags = hardware.tags(profile, host, target)
+
+    def record(version: str, verdict: Verdict) -> VersionRecord:
+        ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
+        return _describe(ctx, best, train, test, scores, hardware_meta, hardware_tags, verdict)
+
+    challenger = Contender("", scores["wmape"], profile["latency_p95_ms"], args["signature"].inputs.to_dict())
+    version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
+    promoted = verdict.promote and cfg.auto_promote
+    mlflow.set_tags(
+        {MODEL_VERSION_TAG: version, PROMOTED_TAG: str(promoted).lower(), HARDWARE_TARGET_TAG: target.target}
+    )
+    return Registered(cfg.model_name, version, verdict, promoted, scores, target.target)
+
+
+def register_version(
+    client: MlflowClient,
+    cfg: RegistryConfig,
+    model_uri: str,
+    challenger: Contender,
+    X_test: pd.DataFrame,
+    y_test: pd.Series,
+    record: Callable[[str, Verdict], VersionRecord],
+    warn: Callable[[str], None] = log.warning,
+) -> tuple[str, Verdict]:
+    """Register `model_uri` as a new version, gate it against the champion, write `record`'s
+    description and tags, set `challenger` (and `champion` on a promote verdict when
+    `cfg.auto_promote`), and tag it complete last. Any failure on the way deletes the version
+    and gives `champion` back; return (version, verdict)."""
+    name = cfg.model_name
+    registry.ensure_model(client, name, MODEL_DESCRIPTION)
+    deleted, left = registry.prune_incomplete(client, name)
+    if deleted:
+        log.info(
+            f"deleted half-registered version(s) {', '.join(deleted)} of {name}: "
+            "their register run was interrupted before completing"
+        )
+    if left:
+        warn(
+            f"{name} version(s) {', '.join(left)} lack tag {registry.COMPLETE_TAG} and their "
+            "register run is still RUNNING (registering elsewhere, or interrupted): left alone"
+        )
+    version = str(mlflow.register_model(model_uri, name).version)
+    try:
+        verdict = registry.gate(client, name, dataclasses.replace(challenger, version=version), X_test, y_test, cfg)
+        written = record(version, verdict)
+        client.update_model_version(name, version, written.description)
+        registry.tag_version(client, name, version, written.tags)
+        client.set_registered_model_alias(name, registry.CHALLENGER, version)
+        if verdict.promote and cfg.auto_promote:
+            registry.set_champion(client, name, version, verdict.reason)
+        # last: a version without this tag is half-registered, and the next register run
+        # deletes it once its run is known dead (registry.prune_incomplete)
+        registry.tag_version(client, name, version, {registry.COMPLETE_TAG: "complete"})
+    except BaseException:
+        try:
+            registry.discard(client, name, version)
+        except MlflowException as exc:  # the store itself failed: keep the original error
+            log.warning(f"could not delete half-registered v{version} of {name} ({exc}); the next register run will")
+        raise
+    return version, verdict
+
+
+def _describe(
+    ctx: StepContext,
+    best: dict[str, Any],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    scores: dict[str, float],
+    hardware_meta: dict[str, Any],
+    hardware_tags: dict[str, Any],
+    verdict: Verdict,
+) -> VersionRecord:
+    """The model card and tags of the version, with its lineage, data digests and code."""
+    lineage = {
+        "pipeline": ctx.client.get_run(ctx.run_id).data.tags.get("mlflow.parentRunId", "none"),
+        **{step: run.info.run_id for step, run in ctx.upstream.items()},
+        "register": ctx.run_id,
+    }
+    split_digests = digests(ctx.upstream["split"])
+    raw_sha = ctx.upstream["ingest"].data.tags.get(DATA_SHA_TAG)
+    data_sha256 = None if raw_sha is None else str(raw_sha)
+    card_data: dict[str, Any] = {
+        "sha256": data_sha256,
+        "rows": len(train) + len(test),
+        "train_rows": len(train),
+        "test_rows": len(test),
+        "train_sha256": split_digests["train.parquet"],
+        "test_sha256": split_digests["test.parquet"],
+    }
+    code = code_version(ctx.root)
+    trained_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    gate = verdict.to_dict()
+    auto = ctx.cfg.registry.auto_promote
+    return VersionRecord(
+        model_card(best, scores, lineage, card_data, code, hardware_meta, gate, trained_at),
+        version_tags(best, scores, hardware_tags, gate, data_sha256, code, lineage["pipeline"], trained_at, auto),
+    )
+
+
+def _log_assessment(result: Assessment, y_test: pd.Series) -> None:
+    mlflow.log_dict(result.scores, "test_metrics.json")
+    mlflow.log_table(result.by_segment, "segment_wmape.json")
+    segments = result.by_segment
+    for segment, value, score in zip(segments["segment"], segments["value"], segments["wmape"], strict=True):
+        mlflow.log_metric(segment_metric(segment, value), score)
+    mlflow.log_figure(plots.predictions(y_test, result.predicted), "predictions.png")
+    values = result.importances
+    mlflow.log_table(values.rename("importance").rename_axis("feature").reset_index(), "importances.json")
+    mlflow.log_figure(plots.importances(values, result.importance_title), "importances.png")

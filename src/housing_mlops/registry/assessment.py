@@ -1,0 +1,75 @@
+"""The final fit and the one scoring of the sealed test set: pure, no MLflow."""
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+from sklearn.inspection import permutation_importance
+from sklearn.pipeline import Pipeline
+
+from housing_mlops.config.schema import DataConfig
+from housing_mlops.data.split import strata
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.evaluation import segment_wmape
+from housing_mlops.modeling.metrics import evaluate
+from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the sealed test set says about one fitted model."""
+
+    predicted: pd.Series  # indexed like the test set
+    scores: dict[str, float]
+    by_segment: pd.DataFrame
+    importances: pd.Series
+    importance_title: str
+
+
+def fit_final(best: dict[str, Any], train: pd.DataFrame, data: DataConfig) -> Pipeline:
+    """Fit the sweep's best Pipeline (preprocessing + regressor) on the whole train set."""
+    model = make_pipeline(
+        FeatureSpec.from_dict(best["feature_spec"]),
+        estimator_from(best["estimator"], best["params"]),
+    )
+    return model.fit(train[data.features()], train[data.target])
+
+
+def assess(model: Pipeline, test: pd.DataFrame, data: DataConfig, importance_rows: int) -> Assessment:
+    """Score `model` on the sealed test set: metrics, wMAPE per segment and feature importances."""
+    X_test, y_test = test[data.features()], test[data.target]
+    predicted = model.predict(X_test)
+    scores = evaluate(y_test, predicted)
+    segments = test[data.features("categorical")].assign(income_category=strata(test, data).astype(str))
+    by_segment = segment_wmape(segments, y_test, predicted)
+    values, title = importances(model, X_test, y_test, importance_rows)
+    return Assessment(pd.Series(predicted, index=y_test.index), scores, by_segment, values, title)
+
+
+def importances(model: Pipeline, X: pd.DataFrame, y: pd.Series, rows: int) -> tuple[pd.Series, str]:
+    """The regressor's own impurity importances, else permutation importances on a test sample."""
+    estimator = model[-1]
+    if hasattr(estimator, "feature_importances_"):
+        names = model[:-1].get_feature_names_out()
+        return (
+            pd.Series(estimator.feature_importances_, index=names),
+            "Impurity importance of engineered features",
+        )
+    sample = X.sample(min(rows, len(X)), random_state=0)
+    result = permutation_importance(
+        model,
+        sample,
+        y.loc[sample.index],
+        n_repeats=3,
+        random_state=0,
+        scoring="neg_mean_absolute_error",
+    )
+    return (
+        pd.Series(result.importances_mean, index=sample.columns),
+        "Permutation importance of raw inputs (MAE increase, test sample)",
+    )
+
+
+def segment_metric(segment: str, value: str) -> str:
+    """MLflow metric name of one segment's test wMAPE (MLflow rejects spaces and '<')."""
+    return f"test_wmape.{segment}.{value}".replace(" ", "_").replace("<", "lt")

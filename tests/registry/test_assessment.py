@@ -1,0 +1,70 @@
+"""The final fit and the one scoring of the sealed test set, on a sample of the real data."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from housing_mlops.config.schema import Config
+from housing_mlops.data.split import split
+from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.registry.assessment import assess, fit_final, segment_metric
+
+
+@pytest.fixture(scope="module")
+def frames(full_data: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return split(full_data.sample(2000, random_state=0), cfg.data, cfg.split)
+
+
+def best(cfg: Config, estimator: str, params: dict) -> dict:
+    spec = FeatureSpec(
+        numeric=cfg.data.features("numeric"),
+        geo=cfg.data.features("geo"),
+        categorical={c: list(cfg.data.columns[c].categories or []) for c in cfg.data.features("categorical")},
+        ratios=[],
+        log_columns=[],
+        n_clusters=5,
+        neighbor_ks=[],
+    )
+    return {"feature_spec": spec.to_dict(), "estimator": estimator, "params": params}
+
+
+def test_linear_model_scores_and_segments_match_a_hand_computation(frames: tuple, cfg: Config) -> None:
+    train, test = frames
+    model = fit_final(best(cfg, "sklearn.linear_model.Ridge", {"alpha": 1.0}), train, cfg.data)
+    result = assess(model, test, cfg.data, importance_rows=100)
+
+    y = test[cfg.data.target].to_numpy()
+    predicted = model.predict(test[cfg.data.features()])
+    assert np.isfinite(result.predicted).all() and result.predicted.index.equals(test.index)
+    np.testing.assert_allclose(result.predicted.to_numpy(), predicted, rtol=1e-12)
+    assert result.scores["wmape"] == pytest.approx(np.abs(y - predicted).sum() / np.abs(y).sum(), rel=1e-12)
+    assert result.scores["rmse"] == pytest.approx(np.sqrt(np.mean((y - predicted) ** 2)), rel=1e-12)
+    assert 0.1 < result.scores["wmape"] < 0.4  # a linear model on the sample: far from perfect, far from useless
+
+    ocean = result.by_segment[result.by_segment["segment"] == "ocean_proximity"].set_index("value")
+    inland = test["ocean_proximity"] == "INLAND"
+    expected = np.abs(y[inland] - predicted[inland]).sum() / y[inland].sum()
+    assert ocean.loc["INLAND", "wmape"] == pytest.approx(expected, rel=1e-12)
+    income = result.by_segment[result.by_segment["segment"] == "income_category"]
+    assert income["rows"].sum() == ocean["rows"].sum() == len(test)
+
+    # Ridge has no importances of its own: permutation importance over the raw inputs
+    assert result.importance_title.startswith("Permutation importance")
+    assert list(result.importances.index) == cfg.data.features()
+    assert result.importances.idxmax() == "median_income"
+
+
+def test_tree_model_reports_its_impurity_importances(frames: tuple, cfg: Config) -> None:
+    train, test = frames
+    params = {"n_estimators": 10, "max_depth": 6, "random_state": 0, "n_jobs": 1}
+    model = fit_final(best(cfg, "sklearn.ensemble.RandomForestRegressor", params), train, cfg.data)
+    result = assess(model, test, cfg.data, importance_rows=100)
+    assert result.importance_title.startswith("Impurity importance")
+    assert list(result.importances.index) == list(model[:-1].get_feature_names_out())
+    assert result.importances.sum() == pytest.approx(1.0)
+    assert np.isfinite(result.predicted).all() and result.scores["wmape"] < 0.4
+
+
+def test_segment_metric_names_are_valid_mlflow_keys() -> None:
+    assert segment_metric("ocean_proximity", "<1H OCEAN") == "test_wmape.ocean_proximity.lt1H_OCEAN"
+    assert segment_metric("income_category", "3") == "test_wmape.income_category.3"
