@@ -21,8 +21,9 @@ from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import segment_wmape
 from housing_mlops.modeling.metrics import evaluate
 from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.runner import StepContext, run_step
-from housing_mlops.pipeline.tracking import code_version, digests
+from housing_mlops.pipeline.tracking import digests
 from housing_mlops.registry import hardware
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.card import model_card

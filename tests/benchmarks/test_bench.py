@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from benchmarks.bench import README_END, README_START, update_readme
 
-from housing_mlops.pipeline.tracking import process_alive, process_identity
+from housing_mlops.pipeline.locks import process_alive, process_identity
 from tests.conftest import ROOT
 
 
