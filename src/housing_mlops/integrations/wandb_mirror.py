@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mlflow.entities import Run
 
@@ -186,7 +186,7 @@ def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published
         )
         for spec in specs:
             run = wandb.init(
-                mode=cfg.mode,
+                mode=cast("Literal['online', 'offline']", cfg.mode),  # WandbConfig.validate allows only these here
                 project=cfg.project,
                 entity=cfg.entity,
                 dir=cfg.dir,

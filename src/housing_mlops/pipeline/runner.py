@@ -60,8 +60,9 @@ def run_step(
         experiment_id = ensure_experiment(client, cfg.tracking.experiment_name)
         upstream = _upstream(client, experiment_id, plain, name, args.upstream, root)
         key = step_key(plain, name, upstream, root)
-        start = {} if launched else {"experiment_id": experiment_id, "run_name": name}
-        with mlflow.start_run(**start) as run, tempfile.TemporaryDirectory() as tmp:
+        # under `mlflow run`, the launcher's run (MLFLOW_RUN_ID) is this step's run
+        active = mlflow.start_run() if launched else mlflow.start_run(experiment_id=experiment_id, run_name=name)
+        with active as run, tempfile.TemporaryDirectory() as tmp:
             mlflow.set_tags(
                 {
                     STEP_TAG: name,
