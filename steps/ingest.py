@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def ingest(ctx: StepContext) -> None:
+    """Fetch and verify the source, validate it, hand on raw.parquet with its profile and dataset."""
     data = ctx.cfg.data
     csv = source.fetch(data.source, data.download, ctx.workdir)
     sha = source.verify(csv, data.sha256)

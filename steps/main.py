@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the pipeline (or `--steps` and their upstreams); return the exit code."""
     parser = argparse.ArgumentParser(prog="steps/main.py")
     parser.add_argument("--steps", default="", help="comma-separated steps (default: pipeline.steps)")
     parser.add_argument("--hydra-options", default="", help="Hydra overrides in one string")

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 
 def split_step(ctx: StepContext) -> None:
+    """Split raw.parquet into train and (sealed) test parquet files."""
     raw = pd.read_parquet(ctx.input("ingest", "raw.parquet"))
     train, test = split(raw, ctx.cfg.data, ctx.cfg.split)
     ctx.output("train.parquet", train.to_parquet)

@@ -14,7 +14,7 @@ from benchmarks.bench import compare_with_floor, invocation, parse_args, readme_
 from benchmarks.report import README_END, README_START, update_readme
 from benchmarks.settings import PARTS, Settings
 
-from housing_mlops.pipeline.tracking import process_alive, process_identity
+from housing_mlops.pipeline.locks import process_alive, process_identity
 from tests.conftest import ROOT
 
 

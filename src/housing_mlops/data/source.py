@@ -3,11 +3,12 @@
 import hashlib
 import shutil
 import tarfile
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+import tenacity
 
 from housing_mlops.config.schema import DownloadConfig
 from housing_mlops.errors import DataSourceError
@@ -18,14 +19,13 @@ _CHUNK = 1 << 20
 
 
 def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
+    """Hex sha256 of a file's bytes, read in chunks."""
     with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def is_remote(source: str) -> bool:
+    """Whether `source` is an http(s) URL rather than a path or file:// URL."""
     return urlparse(source).scheme in ("http", "https")
 
 
@@ -75,26 +75,37 @@ def verify(path: Path, expected: str | None) -> str:
 
 
 def _download(url: str, dest: Path, download: DownloadConfig) -> Path:
+    """Download `url` to `dest`, retrying network errors and 5xx with exponential backoff."""
     attempts = download.retries + 1
-    delay = download.backoff_s
-    for attempt in range(1, attempts + 1):
-        try:
-            with urllib.request.urlopen(url, timeout=download.timeout_s) as response, dest.open("wb") as out:
-                shutil.copyfileobj(response, out, _CHUNK)
-            return dest
-        except urllib.error.HTTPError as exc:
-            if exc.code < 500 or attempt == attempts:  # a 4xx will not heal by retrying
-                raise DataSourceError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from exc
-        except (urllib.error.URLError, TimeoutError, OSError) as exc:
-            if attempt == attempts:
-                reason = getattr(exc, "reason", exc)
-                raise DataSourceError(
-                    f"cannot download {url} after {attempts} attempts: {reason} "
-                    "(check the URL and network, or point HOUSING_DATA_SOURCE at a local file)"
-                ) from exc
-        time.sleep(delay)
-        delay *= 2
-    raise AssertionError("unreachable")  # pragma: no cover
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(attempts),
+        wait=tenacity.wait_exponential(multiplier=download.backoff_s),  # backoff_s, 2x, 4x, ...
+        retry=tenacity.retry_if_exception(_transient),
+        reraise=True,
+    )
+    try:
+        retrying(_get, url, dest, download.timeout_s)
+    except urllib.error.HTTPError as exc:
+        raise DataSourceError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from exc
+    except OSError as exc:  # URLError, refused or reset connections, timeouts
+        reason = getattr(exc, "reason", exc)
+        raise DataSourceError(
+            f"cannot download {url} after {attempts} attempts: {reason} "
+            "(check the URL and network, or point HOUSING_DATA_SOURCE at a local file)"
+        ) from exc
+    return dest
+
+
+def _get(url: str, dest: Path, timeout_s: float) -> None:
+    with urllib.request.urlopen(url, timeout=timeout_s) as response, dest.open("wb") as out:
+        shutil.copyfileobj(response, out, _CHUNK)
+
+
+def _transient(exc: BaseException) -> bool:
+    """A network error or a 5xx may heal by retrying; a 4xx will not."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code >= 500
+    return isinstance(exc, OSError)  # URLError and TimeoutError are OSErrors
 
 
 def _unpack(archive: Path, workdir: Path) -> Path:

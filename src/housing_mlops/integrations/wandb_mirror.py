@@ -4,6 +4,7 @@ run in the group of its pipeline run, with the step's digested outputs as a W&B 
 One-way and never a dependency: steps read nothing back from W&B, a W&B error is one warning
 on stderr (the step still finishes), and with `wandb.mode: disabled` wandb is not imported.
 `wandb.init(mode=...)` outranks the WANDB_MODE variable, so the config decides the mode.
+The step runner finds `step_hook` through the `housing_mlops.step_hooks` entry point.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from mlflow.entities import Run
 
-from housing_mlops.config.schema import WandbConfig
+from housing_mlops.config.schema import Config, WandbConfig
 from housing_mlops.data.source import sha256_file
 from housing_mlops.pipeline import tracking
+from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.dag import STEPS
+from housing_mlops.pipeline.hooks import StepHook
 from housing_mlops.tags import KEY_TAG, UPSTREAM_TAG, WANDB_DIR_TAG, WANDB_RUN_TAG, WANDB_URL_TAG
 
 log = logging.getLogger(__name__)
@@ -31,8 +34,6 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import FrozenTrial
-
-    from housing_mlops.pipeline.runner import StepContext
 
 RUN_TAG = WANDB_RUN_TAG
 DIR_TAG = WANDB_DIR_TAG
@@ -61,6 +62,8 @@ class RunSpec:
 
 @dataclass(frozen=True)
 class Published:
+    """A W&B run as written: where it lives and, online, its page."""
+
     path: str  # [entity/]project/run_id
     dir: str  # local run folder (what `wandb sync` uploads)
     url: str | None  # online only
@@ -183,7 +186,7 @@ def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published
         )
         for spec in specs:
             run = wandb.init(
-                mode=cfg.mode,
+                mode=cast("Literal['online', 'offline']", cfg.mode),  # WandbConfig.validate allows only these here
                 project=cfg.project,
                 entity=cfg.entity,
                 dir=cfg.dir,
@@ -217,6 +220,11 @@ def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published
             with contextlib.suppress(Exception):  # the service is gone already: nothing to flush
                 sys.modules["wandb"].teardown()
     return done
+
+
+def step_hook(cfg: Config) -> StepHook | None:
+    """The runner's hook (entry point `wandb`): `mirror_step`, or None when the mirror is disabled."""
+    return None if cfg.wandb.mode == "disabled" else mirror_step
 
 
 def mirror_step(ctx: StepContext, error: str | None) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class StepSpec:
+    """One step of the DAG: its upstream steps, the config that keys it, its outputs."""
+
     name: str
     upstream: tuple[str, ...]  # steps whose outputs this step reads
     config: tuple[str, ...]  # top-level config sections that enter the cache key

@@ -7,6 +7,7 @@ orchestrator reports every step it launches or reuses).
 
 import logging
 import sys
+from typing import TextIO
 
 _QUIET = ("alembic", "mlflow", "optuna", "urllib3", "git", "matplotlib", "wandb", "httpx")
 
@@ -37,7 +38,7 @@ class _Stream(logging.StreamHandler):  # type: ignore[type-arg]
         self._name = name
 
     @property  # type: ignore[override]
-    def stream(self):
+    def stream(self) -> TextIO:
         return getattr(sys, self._name)
 
     @stream.setter

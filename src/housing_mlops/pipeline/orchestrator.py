@@ -14,8 +14,10 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.schema import Config
 from housing_mlops.errors import HousingError
-from housing_mlops.pipeline import tracking
+from housing_mlops.pipeline.cache import find_cached, step_key
 from housing_mlops.pipeline.dag import STEPS, closure
+from housing_mlops.pipeline.locks import process_alive, process_identity, step_lock
+from housing_mlops.pipeline.tracking import ensure_experiment, tracking_uri
 from housing_mlops.tags import ERROR_TAG, KEY_TAG, PIPELINE_RUN_TAG, PIPELINE_TAG, PROCESS_TAG, STEP_STATUS_TAG
 
 log = logging.getLogger(__name__)
@@ -27,6 +29,8 @@ class StepFailed(HousingError):
 
 @dataclass
 class StepRecord:
+    """What the pipeline did with one step: ran it or reused a cached run."""
+
     step: str
     status: str  # "ran" | "cached"
     run_id: str
@@ -35,13 +39,13 @@ class StepRecord:
 
 def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: Path) -> list[StepRecord]:
     """Run the configured steps (and missing upstreams) under one parent run."""
-    mlflow.set_tracking_uri(tracking.tracking_uri(root))
+    mlflow.set_tracking_uri(tracking_uri(root))
     client = MlflowClient()
-    experiment_id = tracking.ensure_experiment(client, cfg.tracking.experiment_name)
+    experiment_id = ensure_experiment(client, cfg.tracking.experiment_name)
     records: list[StepRecord] = []
     close_stale_runs(client, experiment_id)
     with _parent_run(client, experiment_id) as parent:
-        mlflow.set_tags({PIPELINE_TAG: "true", PROCESS_TAG: tracking.process_identity() or "unknown"})
+        mlflow.set_tags({PIPELINE_TAG: "true", PROCESS_TAG: process_identity() or "unknown"})
         runs: dict[str, Run] = {}
         try:
             for step in closure(cfg.pipeline.steps):
@@ -70,7 +74,7 @@ def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     their nested runs, and its `mlflow run` launcher run.
 
     Only pipelines whose driving process is known to be gone are touched (same machine and
-    container, see `tracking.process_alive`): a pipeline running concurrently, or one on
+    container, see `locks.process_alive`): a pipeline running concurrently, or one on
     another machine, is left alone. A stale run never counted as a cache hit (only FINISHED
     runs do); this keeps the store honest and lets `register` clean up after a killed run.
     """
@@ -78,7 +82,7 @@ def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
     dead = [
         r.info.run_id
         for r in running
-        if r.data.tags.get(PIPELINE_TAG) == "true" and tracking.process_alive(r.data.tags.get(PROCESS_TAG)) is False
+        if r.data.tags.get(PIPELINE_TAG) == "true" and process_alive(r.data.tags.get(PROCESS_TAG)) is False
     ]
     if not dead:
         return []
@@ -117,15 +121,15 @@ def _run_or_reuse(
     runs: dict[str, Run],
 ) -> StepRecord:
     upstream = {name: runs[name] for name in STEPS[step].upstream}
-    key = tracking.step_key(plain, step, upstream, root)
+    key = step_key(plain, step, upstream, root)
     reusable = step not in cfg.pipeline.force and (cfg.pipeline.cache or step not in cfg.pipeline.steps)
-    cached = tracking.find_cached(client, experiment_id, step, key) if reusable else None
+    cached = find_cached(client, experiment_id, step, key) if reusable else None
     if cached is not None:
         log.info(f"cached: reusing run {cached.info.run_id}", extra={"step": step})
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
     # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
-    with tracking.step_lock(root, step, key):
-        cached = tracking.find_cached(client, experiment_id, step, key) if reusable else None
+    with step_lock(root, step, key):
+        cached = find_cached(client, experiment_id, step, key) if reusable else None
         if cached is not None:
             log.info(f"cached: reusing run {cached.info.run_id} of a concurrent pipeline", extra={"step": step})
             return StepRecord(step, "cached", cached.info.run_id, 0.0)

@@ -22,8 +22,9 @@ from sklearn.pipeline import Pipeline
 
 import housing_mlops
 from housing_mlops.config.schema import RegistryConfig
-from housing_mlops.pipeline.runner import StepContext
-from housing_mlops.pipeline.tracking import code_version, digests
+from housing_mlops.pipeline.context import StepContext
+from housing_mlops.pipeline.provenance import code_version
+from housing_mlops.pipeline.tracking import digests
 from housing_mlops.registry import hardware
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.assessment import Assessment, assess, fit_final, segment_metric

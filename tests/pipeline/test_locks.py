@@ -1,0 +1,76 @@
+"""The step lock between processes, and process identities that survive pid reuse."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from housing_mlops.pipeline.locks import process_alive, process_identity, step_lock
+from tests.conftest import ROOT
+
+HOLD = (
+    "import sys, time; from pathlib import Path; from housing_mlops.pipeline.locks import step_lock; "
+    "lock = step_lock(Path(sys.argv[1]), 'split', 'k' * 64); lock.__enter__(); print('held', flush=True); "
+    "time.sleep(float(sys.argv[2]))"
+)
+
+
+def _holder(seconds: float) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(ROOT), str(seconds)], stdout=subprocess.PIPE, text=True, env=os.environ
+    )
+    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    return child
+
+
+def test_a_second_holder_waits_for_the_first(capsys: pytest.CaptureFixture[str]) -> None:
+    child = _holder(1.0)
+    started = time.monotonic()
+    with step_lock(ROOT, "split", "k" * 64):
+        waited = time.monotonic() - started
+    child.wait(timeout=30)
+    assert waited > 0.5
+    assert "[split] waiting: a concurrent pipeline is running this step" in capsys.readouterr().out
+
+
+def test_the_lock_dies_with_its_holder_and_keys_do_not_share_it() -> None:
+    child = _holder(60.0)
+    try:
+        with step_lock(ROOT, "split", "other" * 13):  # another cache key: no wait
+            pass
+        child.kill()
+        child.wait(timeout=30)
+        started = time.monotonic()
+        with step_lock(ROOT, "split", "k" * 64):
+            assert time.monotonic() - started < 5
+    finally:
+        child.kill()
+
+
+def test_a_tracking_store_has_its_own_locks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    child = _holder(60.0)
+    try:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'other.db'}")
+        started = time.monotonic()
+        with step_lock(ROOT, "split", "k" * 64):
+            assert time.monotonic() - started < 5
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+
+
+def test_process_identity_and_liveness() -> None:
+    me = process_identity()
+    assert me is not None and process_alive(me) is True
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    identity = process_identity(child.pid)
+    child.wait(timeout=30)
+    assert identity is not None and process_alive(identity) is False
+    machine, pid, started = me.rsplit(":", 2)
+    assert process_alive(f"{machine}:{pid}:{float(started) - 1!r}") is False  # the pid, reused by another process
+    assert process_alive(f"another-machine:{pid}:{started}") is None
+    assert process_alive(None) is None
+    assert process_identity(2**22 + 1) is None  # above Linux's pid_max: no such process
