@@ -26,6 +26,10 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     try:
         with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
             raw = compose(config_name="config", overrides=overrides)
+        # The schema holds no defaults: a key the YAML does not set is missing, never silently filled.
+        missing = sorted(OmegaConf.missing_keys(raw))
+        if missing:
+            raise ConfigError(_missing(missing[0]))
         plain = OmegaConf.to_container(raw, resolve=True)
         cfg = OmegaConf.to_object(raw)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -36,6 +40,13 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
         raise ConfigError(f"config error: unknown key '{extra[0]}' (not in the schema)")
     cfg.validate()
     return cfg, plain
+
+
+def _missing(key: str) -> str:
+    """One line naming a key without a value and the file that should give it."""
+    group = key.split(".")[0].split("[")[0]
+    home = "config/config.yaml" if group in ("tracking", "pipeline") else f"config/{group}/<choice>.yaml"
+    return f"config error: key '{key}' has no value: set it in {home} (the schema holds no defaults)"
 
 
 def _extra_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
