@@ -100,7 +100,10 @@ def test_make_imputer_builds_the_configured_strategies_as_configured(cfg) -> Non
         ({"strategy": "knn", "k": 3}, r"impute\.k'"),
         # no defaults in code: every param of the strategy is given (config impute.strategies)
         ({"strategy": "knn"}, r"impute\.params\.n_neighbors' is missing .*impute\.strategies\.knn"),
-        ({"strategy": "iterative", "params": {"max_iter": 1, "max_depth": 3}}, r"impute\.params\.n_estimators' is missing"),
+        (
+            {"strategy": "iterative", "params": {"max_iter": 1, "max_depth": 3}},
+            r"impute\.params\.n_estimators' is missing",
+        ),
         ({"strategy": "iterative", "params": {"random_state": 0}}, r"impute\.params\.random_state' .*not allowed"),
     ],
 )

@@ -25,7 +25,10 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     """Compose config/ with overrides; return the validated object and its plain dict."""
     try:
         with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
-            raw = compose(config_name="config", overrides=overrides)
+            try:
+                raw = compose(config_name="config", overrides=overrides)
+            except ValueError as exc:  # Hydra's own check of a group override, e.g. `wandb=null`
+                raise ConfigError(f"config error: override {' '.join(overrides)!r}: {_one_line_text(exc)}") from exc
         # The schema holds no defaults: a key the YAML does not set is missing, never silently filled.
         missing = sorted(OmegaConf.missing_keys(raw))
         if missing:
@@ -56,6 +59,11 @@ def _extra_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
     for k in given.keys() & known.keys():
         found += _extra_keys(given[k], known[k], f"{prefix}{k}.")
     return found
+
+
+def _one_line_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:

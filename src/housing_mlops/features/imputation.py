@@ -130,7 +130,9 @@ def _check_param(key: str, value: Any) -> None:
         return
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         nullable = " or null" if key == "max_depth" else ""
-        raise ConfigError(f"config key 'impute.params.{key}' = {value!r} is not allowed: expected an integer >= 1{nullable}")
+        raise ConfigError(
+            f"config key 'impute.params.{key}' = {value!r} is not allowed: expected an integer >= 1{nullable}"
+        )
 
 
 def imputer_inputs(df: pd.DataFrame, data: DataConfig) -> pd.DataFrame:
