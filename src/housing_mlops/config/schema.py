@@ -36,6 +36,7 @@ class DownloadConfig:
     backoff_s: float
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.timeout_s > 0, "data.download.timeout_s", self.timeout_s, "> 0")
         _require(self.retries >= 0, "data.download.retries", self.retries, ">= 0")
         _require(self.backoff_s >= 0, "data.download.backoff_s", self.backoff_s, ">= 0")
@@ -86,6 +87,7 @@ class DataConfig:
     log_columns: list[str]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.source), "data.source", self.source, "a URL or file path")
         _require(self.min_rows >= 1, "data.min_rows", self.min_rows, ">= 1")
         share = self.max_out_of_range_share
@@ -140,6 +142,7 @@ class SplitConfig:
     seed: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(0 < self.test_size < 1, "split.test_size", self.test_size, "in (0, 1)")
 
 
@@ -154,6 +157,7 @@ class ImputeConfig:
     seed: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         allowed = ["auto", *self.strategies]
         _require(self.strategy in allowed, "impute.strategy", self.strategy, " | ".join(allowed))
         _require(self.folds >= 1, "impute.folds", self.folds, ">= 1")
@@ -179,6 +183,7 @@ class FeaturesConfig:
     preview_rows: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(2 <= self.k_min <= self.k_max, "features.k_min", self.k_min, "2 <= k_min <= k_max")
         _require(self.k_step >= 1, "features.k_step", self.k_step, ">= 1")
         _require(all(k >= 2 for k in self.cv_ks), "features.cv_ks", self.cv_ks, "values >= 2")
@@ -252,6 +257,7 @@ class ModelsConfig:
     zoo: dict[str, ModelConfig]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.candidates), "models.candidates", self.candidates, "at least one family")
         for name in self.candidates:
             _require(
@@ -280,6 +286,7 @@ class SelectConfig:
     candidate_timeout_s: float
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.folds >= 2, "select.folds", self.folds, ">= 2")
         _require(self.n_jobs >= 1, "select.n_jobs", self.n_jobs, ">= 1")
         _require(
@@ -308,6 +315,7 @@ class SweepConfig:
     feature_space: dict[str, SpaceParam]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.n_trials >= 1, "sweep.n_trials", self.n_trials, ">= 1")
         _require(
             self.timeout_s is None or self.timeout_s > 0,
@@ -344,6 +352,7 @@ class RegistryConfig:
     latency_calls: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.model_name), "registry.model_name", self.model_name, "a name")
         _require(self.min_improvement >= 0, "registry.min_improvement", self.min_improvement, ">= 0")
         _require(self.max_wmape > 0, "registry.max_wmape", self.max_wmape, "> 0")
@@ -407,6 +416,7 @@ class DeploymentConfig:
     rules: list[RuleConfig]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         for i, rule in enumerate(self.rules):
             _require(
                 rule.target in TARGETS,
@@ -444,6 +454,7 @@ class WandbConfig:
     dir: str | None
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.mode in WANDB_MODES, "wandb.mode", self.mode, " | ".join(WANDB_MODES))
         ok = 0 < len(self.project) <= 128 and not set(self.project) & set("/\\#?%:")
         _require(ok, "wandb.project", self.project, "a W&B project name: 1-128 characters, none of / \\ # ? % :")
@@ -463,6 +474,7 @@ class PipelineConfig:
     force: list[str]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         for key in ("steps", "force"):
             for name in getattr(self, key):
                 _require(name in STEPS, f"pipeline.{key}", name, f"steps among {list(STEPS)}")
@@ -487,6 +499,7 @@ class Config:
     wandb: WandbConfig
 
     def validate(self) -> None:
+        """Validate every section; the first bad value raises ConfigError naming its key."""
         self.data.download.validate()
         for section in (
             self.data,

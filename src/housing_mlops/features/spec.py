@@ -33,9 +33,12 @@ class FeatureSpec:
     seed: int  # features.seed
 
     def __post_init__(self) -> None:
+        """Validate on construction: no invalid spec exists."""
         self.validate()
 
     def validate(self) -> None:
+        """Raise ConfigError naming the field (features.* or impute.*) of a bad value."""
+
         def fail(key: str, value: Any, allowed: str) -> None:
             raise ConfigError(f"config key 'features.{key}' = {value!r} is not allowed: expected {allowed}")
 
