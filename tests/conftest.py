@@ -23,12 +23,9 @@ SHARED_CSV = ROOT.parent / "shared" / "data" / "housing.csv"
 SAMPLE_ROWS = 2000
 # Overrides every e2e run uses: the sample is not the canonical file.
 SAMPLE_OPTIONS = "data.sha256=null"
-# Shrinks every later step for the sample: few K values, 2-fold CV, a handful of trials.
-FAST_OPTIONS = (
-    "impute.folds=1 features.k_min=4 features.k_max=12 features.k_step=4 features.cv_ks=[8] "
-    "features.cv_folds=2 select.folds=2 sweep.n_trials=4 sweep.folds=2 sweep.n_startup_trials=2 sweep.timeout_s=null "
-    "registry.latency_calls=20 registry.importance_rows=200"
-)
+# Shrinks every later step for the sample (few K values, 2-fold CV, four trials, no sweep timeout):
+# the smoke profile, config/profile/smoke.yaml, as `make smoke` and `bench --quick` use it.
+FAST_OPTIONS = "profile=smoke"
 
 
 def full_data_path() -> Path:

@@ -1,5 +1,7 @@
 """pyproject.toml and conda.yaml pin the same runtime dependencies."""
 
+import inspect
+import re
 import tomllib
 
 import yaml
@@ -26,3 +28,28 @@ def test_mlproject_uses_conda_env_and_has_every_step() -> None:
     assert set(STEPS) | {"main"} <= set(mlproject["entry_points"])
     for step in STEPS:
         assert (ROOT / "steps" / f"{step}.py").is_file()
+
+
+def test_the_smoke_overrides_exist_once_in_the_smoke_profile() -> None:
+    # make smoke, the tests and bench --quick select config/profile/smoke.yaml; none repeats a key of it.
+    from tests import conftest
+
+    profile = yaml.safe_load((ROOT / "config" / "profile" / "smoke.yaml").read_text())
+    spelled = [f"{group}.{key}={_hydra(value)}" for group, keys in profile.items() for key, value in keys.items()]
+    # ... except the checksum skip, which every run on a sample needs, fast or not (SAMPLE_OPTIONS)
+    spelled.remove("data.sha256=null")
+    makefile = (ROOT / "Makefile").read_text()
+    bench = (ROOT / "benchmarks" / "bench.py").read_text()
+    assert re.search(r"^SMOKE_HYDRA = profile=smoke\b", makefile, re.MULTILINE)
+    assert 'hydra_options="$(SMOKE_HYDRA)"' in makefile.split("\nsmoke:", 1)[1].split("\n\n", 1)[0]
+    assert conftest.FAST_OPTIONS == "profile=smoke"
+    assert '"profile=smoke' in bench and "Makefile" not in bench
+    for name, text in (("Makefile", makefile), ("tests/conftest.py", inspect.getsource(conftest)), ("bench", bench)):
+        assert [s for s in spelled if s in text] == [], name
+
+
+def _hydra(value: object) -> str:
+    """A YAML value as a Hydra override spells it."""
+    if isinstance(value, list):
+        return "[" + ",".join(_hydra(v) for v in value) + "]"
+    return "null" if value is None else str(value)

@@ -1,6 +1,10 @@
 """Config composition: defaults, overrides, and one-line errors naming the key."""
 
+import dataclasses
+from typing import Any
+
 import pytest
+import yaml
 
 from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import ConfigError
@@ -91,3 +95,46 @@ def test_wandb_online_needs_the_api_key(monkeypatch: pytest.MonkeyPatch) -> None
         load("wandb=online")
     monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key")
     assert load("wandb=online").wandb.mode == "online"
+
+
+def _flat(node: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(node, dict):
+        return {prefix[:-1]: node}
+    return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}{key}.").items()}
+
+
+def test_the_smoke_profile_changes_exactly_the_keys_its_file_lists() -> None:
+    profile = yaml.safe_load((ROOT / "config" / "profile" / "smoke.yaml").read_text())
+    default = _flat(load_config(ROOT / "config", [])[1])
+    smoke = _flat(load_config(ROOT / "config", ["profile=smoke"])[1])
+    assert smoke.keys() == default.keys()
+    assert {k: v for k, v in smoke.items() if v != default[k]} == {
+        k: v for k, v in _flat(profile).items() if v != default[k]
+    }
+    assert _flat(profile).items() <= smoke.items()
+
+
+def test_the_smoke_profile_keeps_trial_counts_independent_of_load() -> None:
+    smoke = load("profile=smoke")
+    assert smoke.sweep.timeout_s is None  # a time limit would make the trial count depend on load
+    assert smoke.sweep.n_startup_trials < smoke.sweep.n_trials  # TPE has trials of its own
+    assert smoke.data.sha256 is None  # the profile runs on samples
+    # Keys given on the command line win over the profile, whatever their order.
+    assert load("sweep.n_trials=6", "profile=smoke").sweep.n_trials == 6
+    assert load("profile=smoke", "sweep.n_trials=6").sweep.n_trials == 6
+
+
+@pytest.mark.parametrize(("override", "key"), [("profile=bogus", "profile/bogus"), ("profile=null", "profile=null")])
+def test_a_bad_profile_names_it(override: str, key: str) -> None:
+    with pytest.raises(ConfigError, match=key) as info:
+        load(override)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["offline", "online"])
+def test_a_wandb_mode_file_states_only_its_mode(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WANDB_API_KEY", "not-a-real-key")
+    text = yaml.safe_load((ROOT / "config" / "wandb" / f"{mode}.yaml").read_text())
+    assert text == {"defaults": ["disabled", "_self_"], "mode": mode}
+    disabled = dataclasses.asdict(load().wandb)
+    assert dataclasses.asdict(load(f"wandb={mode}").wandb) == {**disabled, "mode": mode}

@@ -310,7 +310,7 @@ def test_disabled_mirror_never_imports_wandb() -> None:
         "from housing_mlops.pipeline import runner; "
         "from housing_mlops.config.schema import WandbConfig; "
         "spec = mirror.RunSpec('i', 'n', 'j', 'g', {}, {}); "
-        "assert mirror.publish(WandbConfig(mode='disabled'), [spec], 'x') == []; "
+        "assert mirror.publish(WandbConfig('disabled', 'housing-mlops', None, None), [spec], 'x') == []; "
         "assert 'wandb' not in sys.modules, 'wandb imported'"
     )
     env = {**os.environ, "WANDB_MODE": "offline"}
@@ -323,7 +323,7 @@ def test_wandb_error_is_one_warning(
 ) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
-    cfg = WandbConfig(mode="offline", dir=str(tmp_path))
+    cfg = WandbConfig(mode="offline", project="housing-mlops", entity=None, dir=str(tmp_path))
     bad = mirror.RunSpec("a/b", "n", "j", "g", {}, {})  # W&B rejects '/' in a run id
     good = mirror.RunSpec("ok-1", "n", "j", "g", {}, {})
     assert mirror.publish(cfg, [bad, good], "the test runs") == []

@@ -37,7 +37,7 @@ def numeric(full_data: pd.DataFrame, cfg) -> pd.DataFrame:
     return imputer_inputs(full_data.sample(2000, random_state=0), cfg.data)
 
 
-@parametrize_with_checks([ScaledKNNImputer(), ScaledKNNImputer(n_neighbors=1)])
+@parametrize_with_checks([ScaledKNNImputer(n_neighbors=5), ScaledKNNImputer(n_neighbors=1)])
 def test_scaled_knn_imputer_follows_the_sklearn_contract(estimator: Any, check: Any) -> None:
     check(estimator)
 
@@ -49,8 +49,8 @@ def test_scaled_knn_finds_neighbours_in_standardised_units() -> None:
     holes = X.copy()
     hidden = rng.choice(2000, 100, replace=False)
     holes[hidden, 2] = np.nan
-    scaled = ScaledKNNImputer().fit(holes).transform(holes)
-    raw = KNNImputer().fit(holes).transform(holes)
+    scaled = ScaledKNNImputer(n_neighbors=5).fit(holes).transform(holes)
+    raw = KNNImputer(n_neighbors=5).fit(holes).transform(holes)
 
     def rmse(filled: np.ndarray) -> float:
         return float(np.sqrt(np.mean((filled[hidden, 2] - X[hidden, 2]) ** 2)))
@@ -63,20 +63,30 @@ def test_scaled_knn_finds_neighbours_in_standardised_units() -> None:
 def test_scaled_knn_rejects_a_column_with_no_known_value() -> None:
     X = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
     with pytest.raises(ValueError, match=r"column\(s\) \[1\] have no known value"):
-        ScaledKNNImputer().fit(X)
+        ScaledKNNImputer(n_neighbors=5).fit(X)
 
 
-def test_make_imputer_builds_each_strategy_with_bounded_cost() -> None:
-    assert make_imputer({"strategy": "median"}).strategy == "median"
-    assert isinstance(make_imputer({"strategy": "mean", "params": {}}), SimpleImputer)
-    assert make_imputer({"strategy": "knn", "params": {"n_neighbors": 3}}).n_neighbors == 3
-    assert make_imputer({"strategy": "knn"}).n_neighbors == 5
-    iterative = make_imputer({"strategy": "iterative", "params": {"n_estimators": 7}}, seed=3)
+def test_make_imputer_builds_each_strategy_from_its_params() -> None:
+    assert make_imputer({"strategy": "median"}, seed=0).strategy == "median"
+    assert isinstance(make_imputer({"strategy": "mean", "params": {}}, seed=0), SimpleImputer)
+    assert make_imputer({"strategy": "knn", "params": {"n_neighbors": 3}}, seed=0).n_neighbors == 3
+    params = {"max_iter": 2, "n_estimators": 7, "max_depth": None}
+    iterative = make_imputer({"strategy": "iterative", "params": params}, seed=3)
     assert isinstance(iterative, IterativeImputer)
     assert isinstance(iterative.estimator, RandomForestRegressor)
-    assert (iterative.max_iter, iterative.random_state) == (3, 3)
-    assert (iterative.estimator.n_estimators, iterative.estimator.max_depth) == (7, 10)
+    assert (iterative.max_iter, iterative.random_state) == (2, 3)
+    assert (iterative.estimator.n_estimators, iterative.estimator.max_depth) == (7, None)
     assert iterative.estimator.random_state == 3
+
+
+def test_make_imputer_builds_the_configured_strategies_as_configured(cfg) -> None:
+    knn = make_imputer({"strategy": "knn", "params": cfg.impute.strategies["knn"]}, seed=cfg.impute.seed)
+    assert knn.n_neighbors == cfg.impute.strategies["knn"]["n_neighbors"]
+    given = cfg.impute.strategies["iterative"]
+    iterative = make_imputer({"strategy": "iterative", "params": given}, seed=cfg.impute.seed)
+    built = {"max_iter": iterative.max_iter, **iterative.estimator.get_params()}
+    assert {k: built[k] for k in given} == given
+    assert iterative.random_state == iterative.estimator.random_state == cfg.impute.seed
 
 
 @pytest.mark.parametrize(
@@ -88,11 +98,18 @@ def test_make_imputer_builds_each_strategy_with_bounded_cost() -> None:
         ({"strategy": "knn", "params": {"n_neighbors": 0}}, r"impute\.params\.n_neighbors' = 0"),
         ({"strategy": "iterative", "params": {"max_iter": 1.5}}, r"impute\.params\.max_iter'"),
         ({"strategy": "knn", "k": 3}, r"impute\.k'"),
+        # no defaults in code: every param of the strategy is given (config impute.strategies)
+        ({"strategy": "knn"}, r"impute\.params\.n_neighbors' is missing .*impute\.strategies\.knn"),
+        (
+            {"strategy": "iterative", "params": {"max_iter": 1, "max_depth": 3}},
+            r"impute\.params\.n_estimators' is missing",
+        ),
+        ({"strategy": "iterative", "params": {"random_state": 0}}, r"impute\.params\.random_state' .*not allowed"),
     ],
 )
 def test_bad_imputer_config_names_the_key(spec: dict, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern) as info:
-        make_imputer(spec)
+        make_imputer(spec, seed=0)
     assert "\n" not in str(info.value)
 
 

@@ -1,6 +1,7 @@
 """Feature transformers and the preprocessor: the sklearn contract, per-fold fitting, no target
 leakage, and identical features for a row alone, in a batch or with an unseen category."""
 
+import dataclasses
 import json
 import pickle
 from typing import Any
@@ -15,7 +16,7 @@ from sklearn.model_selection import KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from housing_mlops.config.schema import ColumnConfig, DataConfig
+from housing_mlops.config.schema import ColumnConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.preprocessing import build_preprocessor
 from housing_mlops.features.spec import FeatureSpec, feature_spec_from_config
@@ -33,6 +34,14 @@ INPUTS = [
     "latitude",
 ]
 CATEGORIES = ["<1H OCEAN", "INLAND", "ISLAND", "NEAR BAY", "NEAR OCEAN"]
+# The two FeatureSpec fields no config key holds: the impute step's winner and the features step's K.
+MEDIAN = {"strategy": "median", "params": {}}
+CHOSEN = {"imputer": MEDIAN, "n_clusters": 4}
+
+
+def clusters(n_clusters: int, weighted_by_target: bool = False) -> ClusterSimilarity:
+    """A seeded ClusterSimilarity; the transformer itself has no defaults (they live in config/)."""
+    return ClusterSimilarity(n_clusters, gamma=1.0, weighted_by_target=weighted_by_target, n_init=1, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -48,14 +57,14 @@ def xy(sample: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
 
 @pytest.fixture
 def spec(cfg) -> FeatureSpec:
-    return feature_spec_from_config(cfg.data, n_clusters=4)
+    return feature_spec_from_config(cfg, **CHOSEN)
 
 
 @parametrize_with_checks(
     [
         RatioFeatures([{"name": "x0_per_x1", "numerator": 0, "denominator": 1}]),
-        ClusterSimilarity(n_clusters=3, random_state=0),
-        ClusterSimilarity(n_clusters=3, weighted_by_target=True, random_state=0),
+        clusters(3),
+        clusters(3, weighted_by_target=True),
         NeighborTargetFeatures((1, 3)),
     ],
 )
@@ -97,7 +106,7 @@ def test_preprocessing_is_fitted_on_the_training_fold_only(spec, xy) -> None:
     X, y = xy
     pre = build_preprocessor(spec).set_params(
         impute__numeric=IndexRecorder(),
-        features__geo=TargetRecorder(n_clusters=3, weighted_by_target=True, random_state=0),
+        features__geo=TargetRecorder(3, gamma=1.0, weighted_by_target=True, n_init=1, random_state=0),
         features__neighbors=NeighborTargetRecorder((1, 5)),
     )
     model = Pipeline([("preprocess", pre), ("model", Ridge())])
@@ -142,7 +151,7 @@ def test_feature_names_are_stable_and_named(spec, xy) -> None:
         ]
         + [f"log__{c}" for c in ["total_rooms", "total_bedrooms", "population", "households", "median_income"]]
         + [f"geo__cluster_{i}_similarity" for i in range(4)]
-        + [f"neighbors__neighbors_{k}_mean_target" for k in (3, 10, 30)]
+        + [f"neighbors__neighbors_{k}_mean_target" for k in spec.neighbor_ks]
         + [f"categorical__ocean_proximity_{c}" for c in CATEGORIES]
         + ["numeric__housing_median_age"]
     )
@@ -182,7 +191,7 @@ def test_a_row_alone_in_a_batch_or_unseen_gives_the_same_features(spec, xy) -> N
 )
 def test_nan_in_every_numeric_column_at_predict_time_is_imputed(cfg, xy, imputer) -> None:
     X, y = xy
-    spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer=imputer)
+    spec = feature_spec_from_config(cfg, n_clusters=4, imputer=imputer)
     pre = build_preprocessor(spec).fit(X, y)
     holes = X.iloc[:3].copy()
     holes.loc[holes.index[0], INPUTS] = np.nan  # every numeric and geo value missing
@@ -221,7 +230,7 @@ def test_neighbour_target_with_duplicate_coordinates_still_excludes_the_row() ->
 
 def test_neighbour_target_needs_the_target() -> None:
     with pytest.raises(ValueError, match="needs the target y"):
-        NeighborTargetFeatures().fit(np.zeros((4, 2)))
+        NeighborTargetFeatures((3,)).fit(np.zeros((4, 2)))
 
 
 def test_ratio_with_zero_or_missing_denominator_is_nan_never_inf() -> None:
@@ -249,7 +258,7 @@ def test_cluster_similarity_weighted_by_target_really_uses_y(sample: pd.DataFram
     coords, y = sample[["longitude", "latitude"]], sample[TARGET]
 
     def centres(weighted: bool, target: Any) -> np.ndarray:
-        cs = ClusterSimilarity(n_clusters=5, weighted_by_target=weighted, random_state=0)
+        cs = clusters(5, weighted_by_target=weighted)
         return cs.fit(coords, target).cluster_centers_
 
     plain = centres(False, None)
@@ -257,7 +266,7 @@ def test_cluster_similarity_weighted_by_target_really_uses_y(sample: pd.DataFram
     np.testing.assert_allclose(centres(True, np.ones(len(y))), plain)  # uniform weight = none
     assert not np.allclose(centres(True, y), plain)
 
-    fitted = ClusterSimilarity(n_clusters=5, weighted_by_target=True, random_state=0).fit(coords, y)
+    fitted = clusters(5, weighted_by_target=True).fit(coords, y)
     out = fitted.transform(coords)
     assert out.shape == (len(coords), 5)  # one similarity per centre, not an ordinal label
     assert (out > 0).all() and (out <= 1).all()
@@ -267,7 +276,7 @@ def test_cluster_similarity_weighted_by_target_really_uses_y(sample: pd.DataFram
 def test_cluster_similarity_rejects_a_negative_target_when_weighted(sample) -> None:
     coords = sample[["longitude", "latitude"]]
     with pytest.raises(ValueError, match=r"weighted_by_target=True needs .*non-negative"):
-        ClusterSimilarity(n_clusters=3, weighted_by_target=True).fit(coords, -np.ones(len(coords)))
+        clusters(3, weighted_by_target=True).fit(coords, -np.ones(len(coords)))
 
 
 def test_fitted_preprocessor_survives_clone_and_pickle(spec, xy) -> None:
@@ -281,7 +290,7 @@ def test_fitted_preprocessor_survives_clone_and_pickle(spec, xy) -> None:
 
 def test_feature_spec_json_round_trip(cfg) -> None:
     spec = feature_spec_from_config(
-        cfg.data,
+        cfg,
         imputer={"strategy": "knn", "params": {"n_neighbors": 3}},
         n_clusters=7,
         gamma=0.5,
@@ -299,34 +308,60 @@ def test_feature_spec_json_round_trip(cfg) -> None:
 
 
 def test_roles_come_from_config(cfg) -> None:
-    spec = feature_spec_from_config(cfg.data)
+    spec = feature_spec_from_config(cfg, **CHOSEN)
     assert spec.numeric == cfg.data.features("numeric")
     assert spec.geo == ["longitude", "latitude"]
     assert spec.categorical == {"ocean_proximity": CATEGORIES}
     assert TARGET not in [*spec.numeric, *spec.geo, *spec.categorical]
 
 
-def test_another_dataset_needs_only_its_data_config() -> None:
-    data = DataConfig(
+def test_every_other_field_comes_from_config(cfg) -> None:
+    spec = feature_spec_from_config(cfg, **CHOSEN)
+    assert spec.ratios == [dataclasses.asdict(r) for r in cfg.data.ratios]
+    assert spec.log_columns == cfg.data.log_columns
+    assert (spec.gamma, spec.cluster_weighted_by_target, spec.cluster_n_init) == (
+        cfg.features.gamma,
+        cfg.features.weighted_by_target,
+        cfg.features.n_init,
+    )
+    assert (spec.neighbor_ks, spec.seed) == (cfg.features.neighbor_ks, cfg.features.seed)
+    assert (spec.imputer, spec.n_clusters) == (MEDIAN, 4)
+
+
+@pytest.mark.parametrize("key", ["imputer", "n_clusters"])
+def test_a_choice_config_cannot_make_is_required(cfg, key: str) -> None:
+    with pytest.raises(ConfigError, match=rf"'features\.{key}' is missing"):
+        feature_spec_from_config(cfg, **{k: v for k, v in CHOSEN.items() if k != key})
+    spec = feature_spec_from_config(cfg, **CHOSEN).to_dict()
+    del spec[key]
+    with pytest.raises(ConfigError, match=rf"'features\.{key}' is missing"):
+        FeatureSpec.from_dict(spec)  # e.g. a feature_spec.json from elsewhere
+
+
+def test_another_dataset_needs_only_its_data_config(cfg) -> None:
+    data = dataclasses.replace(
+        cfg.data,
         source="other.csv",
         target="price",
         columns={
-            "area": ColumnConfig(role="numeric"),
-            "lat": ColumnConfig(role="geo"),
-            "lon": ColumnConfig(role="geo"),
-            "price": ColumnConfig(role="target"),
+            "area": ColumnConfig(role="numeric", dtype="float"),
+            "lat": ColumnConfig(role="geo", dtype="float"),
+            "lon": ColumnConfig(role="geo", dtype="float"),
+            "price": ColumnConfig(role="target", dtype="float"),
         },
+        ratios=[],
+        log_columns=[],
     )
-    spec = feature_spec_from_config(data, n_clusters=2)
+    spec = feature_spec_from_config(dataclasses.replace(cfg, data=data), imputer=MEDIAN, n_clusters=2)
     assert (spec.numeric, spec.geo, spec.categorical) == (["area"], ["lat", "lon"], {})
-    assert (spec.ratios, spec.log_columns) == ([], [])  # California defaults do not apply
+    assert (spec.ratios, spec.log_columns) == ([], [])  # its own data.ratios and data.log_columns
     rng = np.random.default_rng(0)
     X = pd.DataFrame(rng.uniform(1, 2, (30, 3)), columns=["area", "lat", "lon"])
     out = build_preprocessor(spec).fit_transform(X, rng.uniform(1, 2, 30))
     assert list(out.columns) == [
         "geo__cluster_0_similarity",
         "geo__cluster_1_similarity",
-        *[f"neighbors__neighbors_{k}_mean_target" for k in (3, 10, 30)],
+        *[f"neighbors__neighbors_{k}_mean_target" for k in cfg.features.neighbor_ks],
         "numeric__area",
     ]
 
@@ -352,5 +387,5 @@ def test_another_dataset_needs_only_its_data_config() -> None:
 )
 def test_bad_feature_spec_names_the_field(cfg, choices, key) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("[", r"\[")) as info:
-        feature_spec_from_config(cfg.data, **choices)
+        feature_spec_from_config(cfg, **{**CHOSEN, **choices})
     assert "\n" not in str(info.value)

@@ -58,7 +58,7 @@ def test_a_real_family_fails_alone_in_its_process(cfg, sample_csv: Path, tmp_pat
 
     data = pd.read_csv(sample_csv).dropna()
     X, y = data[cfg.data.features()], data[cfg.data.target]
-    spec = feature_spec_from_config(cfg.data, n_clusters=4)
+    spec = feature_spec_from_config(cfg, n_clusters=4, imputer={"strategy": "median", "params": {}})
     broken = cfg.models.zoo["decision_tree"]
     broken = type(broken)(estimator=broken.estimator, fixed={"max_depth": -3}, fast={"min_samples_leaf": [5]})
     args = (broken, "fast", spec, X, y, 2, 0, 1, str(tmp_path))

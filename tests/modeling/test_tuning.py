@@ -61,7 +61,7 @@ def test_wilcoxon_pruner_sees_each_fold_value() -> None:
 @pytest.fixture(scope="module")
 def tiny(full_data: pd.DataFrame, cfg: Config):
     sample = full_data.sample(300, random_state=1)
-    spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer={"strategy": "median"}, seed=0)
+    spec = feature_spec_from_config(cfg, n_clusters=4, imputer={"strategy": "median"}, seed=0)
     return sample[cfg.data.features()], sample[cfg.data.target], spec
 
 

@@ -25,7 +25,14 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     """Compose config/ with overrides; return the validated object and its plain dict."""
     try:
         with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
-            raw = compose(config_name="config", overrides=overrides)
+            try:
+                raw = compose(config_name="config", overrides=overrides)
+            except ValueError as exc:  # Hydra's own check of a group override, e.g. `wandb=null`
+                raise ConfigError(f"config error: override {' '.join(overrides)!r}: {_one_line_text(exc)}") from exc
+        # The schema holds no defaults: a key the YAML does not set is missing, never silently filled.
+        missing = sorted(OmegaConf.missing_keys(raw))
+        if missing:
+            raise ConfigError(_missing(missing[0]))
         plain = OmegaConf.to_container(raw, resolve=True)
         cfg = OmegaConf.to_object(raw)
     except (HydraException, OmegaConfBaseException) as exc:
@@ -38,6 +45,13 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     return cfg, plain
 
 
+def _missing(key: str) -> str:
+    """One line naming a key without a value and the file that should give it."""
+    group = key.split(".")[0].split("[")[0]
+    home = "config/config.yaml" if group in ("tracking", "pipeline") else f"config/{group}/<choice>.yaml"
+    return f"config error: key '{key}' has no value: set it in {home} (the schema holds no defaults)"
+
+
 def _extra_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
     if not isinstance(given, dict) or not isinstance(known, dict):
         return []
@@ -45,6 +59,11 @@ def _extra_keys(given: Any, known: Any, prefix: str = "") -> list[str]:
     for k in given.keys() & known.keys():
         found += _extra_keys(given[k], known[k], f"{prefix}{k}.")
     return found
+
+
+def _one_line_text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _one_line(exc: BaseException) -> str:

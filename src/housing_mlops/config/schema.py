@@ -1,8 +1,15 @@
-"""Typed config schema. Hydra composes config/; these dataclasses reject
-unknown keys and wrong types, and validate() rejects values out of range."""
+"""Typed config schema. Hydra composes config/; these dataclasses reject unknown keys and wrong
+types, and validate() rejects values out of range.
+
+No default value is written here: config/*.yaml is the one home of every default. A section field
+has no default, so OmegaConf marks it missing and a key absent from the YAML fails at start-up,
+naming the key. Only entry schemas (one item of a user-extensible dict or list: a column, a ratio,
+a search dimension, a model family, a rule) give their optional keys an "absent" value (null,
+false, empty), since YAML has no per-item template to hold it. tests/config/test_defaults.py
+enforces both rules.
+"""
 
 import importlib
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,11 +29,14 @@ def _require(ok: bool, key: str, value: Any, allowed: str) -> None:
 
 @dataclass
 class DownloadConfig:
-    timeout_s: float = 30.0
-    retries: int = 3
-    backoff_s: float = 1.0
+    """Download of data.source (config/data/*.yaml `download`)."""
+
+    timeout_s: float
+    retries: int
+    backoff_s: float
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.timeout_s > 0, "data.download.timeout_s", self.timeout_s, "> 0")
         _require(self.retries >= 0, "data.download.retries", self.retries, ">= 0")
         _require(self.backoff_s >= 0, "data.download.backoff_s", self.backoff_s, ">= 0")
@@ -34,8 +44,10 @@ class DownloadConfig:
 
 @dataclass
 class ColumnConfig:
-    role: str = "numeric"
-    dtype: str = "float"
+    """One entry of data.columns; `min`/`max`/`categories` null and `nullable` false mean not given."""
+
+    role: str
+    dtype: str
     min: float | None = None
     max: float | None = None
     nullable: bool = False
@@ -44,31 +56,38 @@ class ColumnConfig:
 
 @dataclass
 class StratifyConfig:
-    column: str = "median_income"
-    bins: list[float] = field(default_factory=lambda: [0.0, 1.5, 3.0, 4.5, 6.0, math.inf])
+    """Strata of the split: pd.cut(column, bins)."""
+
+    column: str
+    bins: list[float]
 
 
 @dataclass
 class RatioConfig:
-    name: str = ""
-    numerator: str = ""
-    denominator: str = ""
+    """One entry of data.ratios: a derived numerator / denominator feature."""
+
+    name: str
+    numerator: str
+    denominator: str
 
 
 @dataclass
 class DataConfig:
-    source: str = ""
-    sha256: str | None = None
-    download: DownloadConfig = field(default_factory=DownloadConfig)
-    target: str = "median_house_value"
-    min_rows: int = 1000
-    max_out_of_range_share: float = 0.001
-    columns: dict[str, ColumnConfig] = field(default_factory=dict)
-    stratify: StratifyConfig = field(default_factory=StratifyConfig)
-    ratios: list[RatioConfig] = field(default_factory=list)
-    log_columns: list[str] = field(default_factory=list)
+    """The dataset (config/data/*.yaml): source, checksum, column roles and validation rules."""
+
+    source: str
+    sha256: str | None
+    download: DownloadConfig
+    target: str
+    min_rows: int
+    max_out_of_range_share: float
+    columns: dict[str, ColumnConfig]
+    stratify: StratifyConfig
+    ratios: list[RatioConfig]
+    log_columns: list[str]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.source), "data.source", self.source, "a URL or file path")
         _require(self.min_rows >= 1, "data.min_rows", self.min_rows, ">= 1")
         share = self.max_out_of_range_share
@@ -117,22 +136,28 @@ class DataConfig:
 
 @dataclass
 class SplitConfig:
-    test_size: float = 0.2
-    seed: int = 42
+    """The sealed train/test split (config/split/*.yaml)."""
+
+    test_size: float
+    seed: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(0 < self.test_size < 1, "split.test_size", self.test_size, "in (0, 1)")
 
 
 @dataclass
 class ImputeConfig:
-    strategy: str = "auto"
-    strategies: dict[str, dict[str, Any]] = field(default_factory=dict)
-    folds: int = 3
-    mask_fraction: float = 0.1
-    seed: int = 42
+    """The imputation contest (config/impute/*.yaml)."""
+
+    strategy: str
+    strategies: dict[str, dict[str, Any]]
+    folds: int
+    mask_fraction: float
+    seed: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         allowed = ["auto", *self.strategies]
         _require(self.strategy in allowed, "impute.strategy", self.strategy, " | ".join(allowed))
         _require(self.folds >= 1, "impute.folds", self.folds, ">= 1")
@@ -141,21 +166,24 @@ class ImputeConfig:
 
 @dataclass
 class FeaturesConfig:
-    k_min: int = 5
-    k_max: int = 60
-    k_step: int = 5
-    silhouette_sample: int = 5000
-    cv_ks: list[int] = field(default_factory=lambda: [10, 30, 50])
-    cv_folds: int = 3
-    selection: str = "cv"
-    gamma: float = 1.0
-    weighted_by_target: bool = False
-    n_init: int = 1
-    neighbor_ks: list[int] = field(default_factory=lambda: [3, 10, 30])
-    seed: int = 42
-    preview_rows: int = 5
+    """Geo-cluster K search and feature settings (config/features/*.yaml)."""
+
+    k_min: int
+    k_max: int
+    k_step: int
+    silhouette_sample: int
+    cv_ks: list[int]
+    cv_folds: int
+    selection: str
+    gamma: float
+    weighted_by_target: bool
+    n_init: int
+    neighbor_ks: list[int]
+    seed: int
+    preview_rows: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(2 <= self.k_min <= self.k_max, "features.k_min", self.k_min, "2 <= k_min <= k_max")
         _require(self.k_step >= 1, "features.k_step", self.k_step, ">= 1")
         _require(all(k >= 2 for k in self.cv_ks), "features.cv_ks", self.cv_ks, "values >= 2")
@@ -183,7 +211,9 @@ class FeaturesConfig:
 
 @dataclass
 class SpaceParam:
-    type: str = "float"  # float | int | categorical
+    """One Optuna search dimension; unset bounds, step or choices are null, `log` false."""
+
+    type: str  # float | int | categorical
     low: float | None = None
     high: float | None = None
     log: bool = False
@@ -209,7 +239,9 @@ def _check_space(prefix: str, space: dict[str, SpaceParam]) -> None:
 
 @dataclass
 class ModelConfig:
-    estimator: str = ""  # import path of an sklearn regressor
+    """One family of models.zoo; `fixed`/`fast`/`full`/`space` empty when not given."""
+
+    estimator: str  # import path of an sklearn regressor
     fixed: dict[str, Any] = field(default_factory=dict)
     fast: dict[str, list[Any]] = field(default_factory=dict)
     full: dict[str, list[Any]] = field(default_factory=dict)
@@ -218,11 +250,14 @@ class ModelConfig:
 
 @dataclass
 class ModelsConfig:
-    candidates: list[str] = field(default_factory=list)
-    grid: str = "fast"
-    zoo: dict[str, ModelConfig] = field(default_factory=dict)
+    """The model zoo and which families compete (config/models/*.yaml)."""
+
+    candidates: list[str]
+    grid: str
+    zoo: dict[str, ModelConfig]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.candidates), "models.candidates", self.candidates, "at least one family")
         for name in self.candidates:
             _require(
@@ -243,12 +278,15 @@ class ModelsConfig:
 
 @dataclass
 class SelectConfig:
-    folds: int = 5
-    seed: int = 42
-    n_jobs: int = 2
-    candidate_timeout_s: float = 300.0
+    """Cross-validated model selection (config/select/*.yaml)."""
+
+    folds: int
+    seed: int
+    n_jobs: int
+    candidate_timeout_s: float
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.folds >= 2, "select.folds", self.folds, ">= 2")
         _require(self.n_jobs >= 1, "select.n_jobs", self.n_jobs, ">= 1")
         _require(
@@ -261,20 +299,23 @@ class SelectConfig:
 
 @dataclass
 class SweepConfig:
-    n_trials: int = 50
-    timeout_s: float | None = None
-    folds: int = 3
-    seed: int = 42
-    sampler: str = "tpe"
-    n_startup_trials: int = 10
-    pruner: str = "median"
-    storage: str | None = None
-    study_name: str | None = None
-    n_workers: int = 1
-    n_jobs: int = 2
-    feature_space: dict[str, SpaceParam] = field(default_factory=dict)
+    """The Optuna sweep of the winning family (config/sweep/*.yaml)."""
+
+    n_trials: int
+    timeout_s: float | None
+    folds: int
+    seed: int
+    sampler: str
+    n_startup_trials: int
+    pruner: str
+    storage: str | None
+    study_name: str | None
+    n_workers: int
+    n_jobs: int
+    feature_space: dict[str, SpaceParam]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.n_trials >= 1, "sweep.n_trials", self.n_trials, ">= 1")
         _require(
             self.timeout_s is None or self.timeout_s > 0,
@@ -300,15 +341,18 @@ class SweepConfig:
 
 @dataclass
 class RegistryConfig:
-    model_name: str = "housing_price_model"
-    auto_promote: bool = True
-    min_improvement: float = 0.0
-    max_wmape: float = 0.2
-    max_p95_latency_ms: float = 200.0
-    importance_rows: int = 1000
-    latency_calls: int = 200
+    """Registered model name and the promotion gate (config/registry/*.yaml)."""
+
+    model_name: str
+    auto_promote: bool
+    min_improvement: float
+    max_wmape: float
+    max_p95_latency_ms: float
+    importance_rows: int
+    latency_calls: int
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(bool(self.model_name), "registry.model_name", self.model_name, "a name")
         _require(self.min_improvement >= 0, "registry.min_improvement", self.min_improvement, ">= 0")
         _require(self.max_wmape > 0, "registry.max_wmape", self.max_wmape, "> 0")
@@ -323,24 +367,30 @@ class RegistryConfig:
 
 @dataclass
 class WorkloadConfig:
-    colocated_with_data: bool = False
-    research: bool = False
-    high_volume_predictable: bool = False
-    on_device: bool = False
+    """Workload answers the hardware-target rules read (deployment.workload)."""
+
+    colocated_with_data: bool
+    research: bool
+    high_volume_predictable: bool
+    on_device: bool
 
 
 @dataclass
 class EdgeBudget:
-    max_size_mb: float = 50.0
-    max_p95_latency_ms: float = 20.0
-    max_memory_mb: float = 256.0
+    """The on-device budget (deployment.edge)."""
+
+    max_size_mb: float
+    max_p95_latency_ms: float
+    max_memory_mb: float
 
 
 @dataclass
 class RuleConfig:
-    when: dict[str, bool] = field(default_factory=dict)
-    target: str = "cpu"
-    why: str = ""
+    """One hardware-target rule: facts that must hold, the target, and why."""
+
+    when: dict[str, bool]
+    target: str
+    why: str
 
 
 TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")
@@ -358,12 +408,15 @@ FACTS = (
 
 @dataclass
 class DeploymentConfig:
-    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    edge: EdgeBudget = field(default_factory=EdgeBudget)
-    dense_families: list[str] = field(default_factory=list)
-    rules: list[RuleConfig] = field(default_factory=list)
+    """Workload profile and hardware-target rules (config/deployment/*.yaml)."""
+
+    workload: WorkloadConfig
+    edge: EdgeBudget
+    dense_families: list[str]
+    rules: list[RuleConfig]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         for i, rule in enumerate(self.rules):
             _require(
                 rule.target in TARGETS,
@@ -383,7 +436,9 @@ class DeploymentConfig:
 
 @dataclass
 class TrackingConfig:
-    experiment_name: str = "housing-mlops"
+    """MLflow tracking settings (config/config.yaml `tracking`)."""
+
+    experiment_name: str
 
 
 WANDB_MODES = ("disabled", "offline", "online")
@@ -391,14 +446,15 @@ WANDB_MODES = ("disabled", "offline", "online")
 
 @dataclass
 class WandbConfig:
-    """The optional W&B mirror (src/housing_mlops/integrations/wandb_mirror.py); `mode` outranks WANDB_MODE."""
+    """The optional W&B mirror (integrations/wandb_mirror.py, config/wandb/*.yaml); `mode` outranks WANDB_MODE."""
 
-    mode: str = "disabled"
-    project: str = "housing-mlops"
-    entity: str | None = None
-    dir: str | None = None
+    mode: str
+    project: str
+    entity: str | None
+    dir: str | None
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         _require(self.mode in WANDB_MODES, "wandb.mode", self.mode, " | ".join(WANDB_MODES))
         ok = 0 < len(self.project) <= 128 and not set(self.project) & set("/\\#?%:")
         _require(ok, "wandb.project", self.project, "a W&B project name: 1-128 characters, none of / \\ # ? % :")
@@ -411,11 +467,14 @@ class WandbConfig:
 
 @dataclass
 class PipelineConfig:
-    steps: list[str] = field(default_factory=lambda: list(STEPS))
-    cache: bool = True
-    force: list[str] = field(default_factory=list)
+    """Which steps run and how the step cache is used (config/config.yaml `pipeline`)."""
+
+    steps: list[str]
+    cache: bool
+    force: list[str]
 
     def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
         for key in ("steps", "force"):
             for name in getattr(self, key):
                 _require(name in STEPS, f"pipeline.{key}", name, f"steps among {list(STEPS)}")
@@ -424,20 +483,23 @@ class PipelineConfig:
 
 @dataclass
 class Config:
-    data: DataConfig = field(default_factory=DataConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    impute: ImputeConfig = field(default_factory=ImputeConfig)
-    features: FeaturesConfig = field(default_factory=FeaturesConfig)
-    models: ModelsConfig = field(default_factory=ModelsConfig)
-    select: SelectConfig = field(default_factory=SelectConfig)
-    sweep: SweepConfig = field(default_factory=SweepConfig)
-    registry: RegistryConfig = field(default_factory=RegistryConfig)
-    deployment: DeploymentConfig = field(default_factory=DeploymentConfig)
-    tracking: TrackingConfig = field(default_factory=TrackingConfig)
-    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    """The whole composed config: one section per group of config/."""
+
+    data: DataConfig
+    split: SplitConfig
+    impute: ImputeConfig
+    features: FeaturesConfig
+    models: ModelsConfig
+    select: SelectConfig
+    sweep: SweepConfig
+    registry: RegistryConfig
+    deployment: DeploymentConfig
+    tracking: TrackingConfig
+    pipeline: PipelineConfig
+    wandb: WandbConfig
 
     def validate(self) -> None:
+        """Validate every section; the first bad value raises ConfigError naming its key."""
         self.data.download.validate()
         for section in (
             self.data,

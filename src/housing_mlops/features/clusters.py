@@ -11,7 +11,7 @@ def silhouette_scan(
     ks: list[int],
     sample_size: int,
     seed: int,
-    n_init: int = 1,
+    n_init: int,
     weights: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Inertia and silhouette of KMeans for each K, fitted and scored on the same sample."""

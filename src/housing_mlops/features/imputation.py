@@ -27,13 +27,13 @@ from housing_mlops.errors import ConfigError, HousingError, SchemaError
 
 # Simplest first: pick_winner breaks ties in this order.
 STRATEGIES = ("median", "mean", "knn", "iterative")
-# Allowed params per strategy and their defaults. The iterative defaults bound its cost: a
-# forest per imputed column per round is the most expensive thing in the contest.
-DEFAULT_PARAMS: dict[str, dict[str, Any]] = {
-    "median": {},
-    "mean": {},
-    "knn": {"n_neighbors": 5},
-    "iterative": {"max_iter": 3, "n_estimators": 20, "max_depth": 10, "random_state": None},
+# The params each strategy needs, all of them, no defaults: their values live in config
+# impute.strategies (config/impute/*.yaml), copied into feature_spec.json with the winner.
+PARAMS: dict[str, tuple[str, ...]] = {
+    "median": (),
+    "mean": (),
+    "knn": ("n_neighbors",),
+    "iterative": ("max_iter", "n_estimators", "max_depth"),
 }
 
 
@@ -44,10 +44,11 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     (total_rooms, population: thousands) alone decides who the neighbours are.
     """
 
-    def __init__(self, n_neighbors: int = 5) -> None:
+    def __init__(self, n_neighbors: int) -> None:
         self.n_neighbors = n_neighbors
 
     def fit(self, X: Any, y: Any = None) -> "ScaledKNNImputer":
+        """Fit the scaler and the KNNImputer on the scaled columns."""
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         empty = np.flatnonzero(np.isnan(X).all(axis=0))
         if empty.size:
@@ -58,6 +59,7 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """Fill missing values; known values pass through unchanged."""
         check_is_fitted(self)
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
         imputed = self.scaler_.inverse_transform(self.knn_.transform(self.scaler_.transform(X)))
@@ -73,9 +75,11 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return tags
 
 
-def make_imputer(spec: Mapping[str, Any], seed: int | None = None) -> Any:
-    """An unfitted imputer from {"strategy": ..., "params": {...}}; `seed` is the default
-    random_state of the iterative strategy's forest."""
+def make_imputer(spec: Mapping[str, Any], seed: int) -> Any:
+    """An unfitted imputer from {"strategy": ..., "params": {...}} with every param of the strategy.
+
+    `seed` is the random_state of the iterative strategy's forest and rounds.
+    """
     unknown = sorted(set(spec) - {"strategy", "params"})
     if unknown:
         raise ConfigError(
@@ -86,25 +90,29 @@ def make_imputer(spec: Mapping[str, Any], seed: int | None = None) -> Any:
         raise ConfigError(
             f"config key 'impute.strategy' = {strategy!r} is not allowed: expected {' | '.join(STRATEGIES)}"
         )
-    given = dict(spec.get("params") or {})
-    allowed = DEFAULT_PARAMS[strategy]
-    for key, value in given.items():
-        if key not in allowed:
+    params = dict(spec.get("params") or {})
+    needed = PARAMS[strategy]
+    for key, value in params.items():
+        if key not in needed:
             raise ConfigError(
                 f"config key 'impute.params.{key}' is not allowed for strategy "
-                f"{strategy!r}: expected keys among {sorted(allowed) or 'none'}"
+                f"{strategy!r}: expected keys among {sorted(needed) or 'none'}"
             )
         _check_param(key, value)
-    params = {**allowed, **given}
+    absent = [key for key in needed if key not in params]
+    if absent:
+        raise ConfigError(
+            f"config key 'impute.params.{absent[0]}' is missing for strategy {strategy!r}: "
+            f"give all of {list(needed)} (config impute.strategies.{strategy})"
+        )
     if strategy in ("median", "mean"):
         return SimpleImputer(strategy=strategy)
     if strategy == "knn":
         return ScaledKNNImputer(n_neighbors=params["n_neighbors"])
-    random_state = seed if params["random_state"] is None else params["random_state"]
     forest = RandomForestRegressor(
         n_estimators=params["n_estimators"],
         max_depth=params["max_depth"],
-        random_state=random_state,
+        random_state=seed,
     )
     # skip_complete: only columns missing at fit get a forest (the cost that matters); a column
     # complete at fit but missing at predict falls back to initial_strategy, never an error.
@@ -113,18 +121,17 @@ def make_imputer(spec: Mapping[str, Any], seed: int | None = None) -> Any:
         max_iter=params["max_iter"],
         initial_strategy="median",
         skip_complete=True,
-        random_state=random_state,
+        random_state=seed,
     )
 
 
 def _check_param(key: str, value: Any) -> None:
-    if value is None and key in ("max_depth", "random_state"):
+    if value is None and key == "max_depth":
         return
-    minimum = 0 if key == "random_state" else 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        nullable = " or null" if key in ("max_depth", "random_state") else ""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        nullable = " or null" if key == "max_depth" else ""
         raise ConfigError(
-            f"config key 'impute.params.{key}' = {value!r} is not allowed: expected an integer >= {minimum}{nullable}"
+            f"config key 'impute.params.{key}' = {value!r} is not allowed: expected an integer >= 1{nullable}"
         )
 
 

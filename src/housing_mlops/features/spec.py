@@ -1,13 +1,18 @@
-"""FeatureSpec: everything the preprocessor needs, saved as feature_spec.json by the features step."""
+"""FeatureSpec: everything the preprocessor needs, saved as feature_spec.json by the features step.
+
+A spec has no default field: feature_spec_from_config fills it from the composed config (data.* and
+features.*, whose values live in config/ only) plus the two choices config cannot make, the
+imputer (the impute step's winner) and the number of clusters (the K search or a sweep trial).
+"""
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from housing_mlops.config.schema import Config, DataConfig
+from housing_mlops.config.schema import Config
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.imputation import make_imputer
-from housing_mlops.features.transformers import _RATIO_KEYS, DEFAULT_LOG_COLUMNS, DEFAULT_RATIOS, is_int
+from housing_mlops.features.transformers import RATIO_KEYS, is_int
 
 
 @dataclass(frozen=True)
@@ -17,20 +22,23 @@ class FeatureSpec:
     numeric: list[str]  # non-geo numeric feature columns
     geo: list[str]  # coordinates, clustered by ClusterSimilarity
     categorical: dict[str, list[str]]  # column -> allowed categories (one-hot, in this order)
-    imputer: dict[str, Any] = field(default_factory=lambda: {"strategy": "median", "params": {}})
-    ratios: list[dict[str, str]] = field(default_factory=lambda: [dict(r) for r in DEFAULT_RATIOS])
-    log_columns: list[str] = field(default_factory=lambda: list(DEFAULT_LOG_COLUMNS))
-    n_clusters: int = 10
-    gamma: float = 1.0
-    cluster_weighted_by_target: bool = False
-    cluster_n_init: int = 1  # KMeans restarts; re-fitted in every CV fold, so keep it small
-    neighbor_ks: list[int] = field(default_factory=lambda: [3, 10, 30])  # [] = no neighbour feature
-    seed: int = 42
+    imputer: dict[str, Any]  # {"strategy", "params"}: the impute step's winner (impute.strategies)
+    ratios: list[dict[str, str]]  # data.ratios
+    log_columns: list[str]  # data.log_columns
+    n_clusters: int  # chosen by the features step's K search, or a sweep trial
+    gamma: float  # features.gamma
+    cluster_weighted_by_target: bool  # features.weighted_by_target
+    cluster_n_init: int  # features.n_init
+    neighbor_ks: list[int]  # features.neighbor_ks; [] = no neighbour feature
+    seed: int  # features.seed
 
     def __post_init__(self) -> None:
+        """Validate on construction: no invalid spec exists."""
         self.validate()
 
     def validate(self) -> None:
+        """Raise ConfigError naming the field (features.* or impute.*) of a bad value."""
+
         def fail(key: str, value: Any, allowed: str) -> None:
             raise ConfigError(f"config key 'features.{key}' = {value!r} is not allowed: expected {allowed}")
 
@@ -46,8 +54,8 @@ class FeatureSpec:
                     f"a non-empty list of strings (data.columns.{column}.categories)",
                 )
         for i, ratio in enumerate(self.ratios):
-            if not isinstance(ratio, Mapping) or set(ratio) != set(_RATIO_KEYS):
-                fail(f"ratios[{i}]", ratio, f"a mapping with exactly the keys {list(_RATIO_KEYS)}")
+            if not isinstance(ratio, Mapping) or set(ratio) != set(RATIO_KEYS):
+                fail(f"ratios[{i}]", ratio, f"a mapping with exactly the keys {list(RATIO_KEYS)}")
             for key in ("numerator", "denominator"):
                 if ratio[key] not in numeric:
                     fail(f"ratios[{i}].{key}", ratio[key], f"a numeric column {self.numeric}")
@@ -72,7 +80,7 @@ class FeatureSpec:
             fail("cluster_weighted_by_target", self.cluster_weighted_by_target, "true or false")
         if not is_int(self.seed):
             fail("seed", self.seed, "an integer")
-        make_imputer(self.imputer)  # raises ConfigError naming impute.strategy / impute.params
+        make_imputer(self.imputer, self.seed)  # raises ConfigError naming impute.strategy / impute.params
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON types only (lists, dicts, str, int, float, bool, None)."""
@@ -80,10 +88,14 @@ class FeatureSpec:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "FeatureSpec":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
+        """The spec of a feature_spec.json (or any mapping with exactly its fields)."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(data) - set(known))
         if unknown:
             raise ConfigError(f"config key 'features.{unknown[0]}' is not allowed: expected keys among {sorted(known)}")
+        absent = [k for k in known if k not in data]
+        if absent:
+            raise ConfigError(f"config key 'features.{absent[0]}' is missing: a FeatureSpec needs all of {known}")
         return cls(**{k: _plain_copy(v) for k, v in data.items()})
 
 
@@ -96,40 +108,32 @@ def _plain_copy(value: Any) -> Any:
     return value
 
 
-def feature_spec_from_config(data: DataConfig, **choices: Any) -> FeatureSpec:
-    """Column roles from config data.columns; everything else from `choices` (FeatureSpec fields).
-
-    Unless given explicitly, ratios and log columns default to the California ones whose columns
-    this dataset has, so another dataset needs only its own config/data/*.yaml.
+def feature_spec_from_config(cfg: Config, **choices: Any) -> FeatureSpec:
+    """The spec config describes: column roles, ratios and log columns from cfg.data, cluster and
+    neighbour settings from cfg.features; `choices` give `imputer` and `n_clusters` (no config key
+    holds them) and may replace any other field, e.g. `seed` in a test.
     """
     roles = {"numeric", "geo", "categorical"}
     if roles & set(choices):
         raise ConfigError(
             f"features {sorted(roles & set(choices))} come from config data.columns roles; do not pass them as choices"
         )
-    numeric = data.features("numeric")
-    categorical = {c: list(data.columns[c].categories or []) for c in data.features("categorical")}
-    choices.setdefault(
-        "ratios",
-        [dict(r) for r in DEFAULT_RATIOS if {r["numerator"], r["denominator"]} <= set(numeric)],
-    )
-    choices.setdefault("log_columns", [c for c in DEFAULT_LOG_COLUMNS if c in numeric])
-    return FeatureSpec.from_dict(
-        {"numeric": numeric, "geo": data.features("geo"), "categorical": categorical, **choices}
-    )
+    data, features = cfg.data, cfg.features
+    from_config = {
+        "numeric": data.features("numeric"),
+        "geo": data.features("geo"),
+        "categorical": {c: list(data.columns[c].categories or []) for c in data.features("categorical")},
+        "ratios": [asdict(r) for r in data.ratios],
+        "log_columns": list(data.log_columns),
+        "gamma": features.gamma,
+        "cluster_weighted_by_target": features.weighted_by_target,
+        "cluster_n_init": features.n_init,
+        "neighbor_ks": list(features.neighbor_ks),
+        "seed": features.seed,
+    }
+    return FeatureSpec.from_dict({**from_config, **choices})
 
 
 def feature_spec_for(cfg: Config, imputer: Mapping[str, Any], n_clusters: int) -> FeatureSpec:
     """The spec of the features step (and the benchmark floor) for one candidate K."""
-    return feature_spec_from_config(
-        cfg.data,
-        imputer=dict(imputer),
-        ratios=[asdict(r) for r in cfg.data.ratios],
-        log_columns=list(cfg.data.log_columns),
-        n_clusters=n_clusters,
-        gamma=cfg.features.gamma,
-        cluster_weighted_by_target=cfg.features.weighted_by_target,
-        cluster_n_init=cfg.features.n_init,
-        neighbor_ks=list(cfg.features.neighbor_ks),
-        seed=cfg.features.seed,
-    )
+    return feature_spec_from_config(cfg, imputer=dict(imputer), n_clusters=n_clusters)

@@ -1,4 +1,8 @@
-"""Feature transformers (sklearn contract): ratios, geo-cluster similarity, neighbourhood target means."""
+"""Feature transformers (sklearn contract): ratios, geo-cluster similarity, neighbourhood target means.
+
+Their parameters have no defaults: the values come from config/ through the FeatureSpec (ratios
+from data.ratios, clusters and neighbours from features.*), the one place a default is written.
+"""
 
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -11,18 +15,12 @@ from sklearn.neighbors import KDTree
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-# Géron ch. 2: per-household and per-room ratios carry more signal than the raw block totals.
-DEFAULT_RATIOS = (
-    {"name": "rooms_per_household", "numerator": "total_rooms", "denominator": "households"},
-    {"name": "bedrooms_per_room", "numerator": "total_bedrooms", "denominator": "total_rooms"},
-    {"name": "population_per_household", "numerator": "population", "denominator": "households"},
-)
-# Heavy-tailed counts: log1p makes them roughly symmetric before scaling.
-DEFAULT_LOG_COLUMNS = ("total_rooms", "total_bedrooms", "population", "households", "median_income")
-_RATIO_KEYS = ("name", "numerator", "denominator")
+# The keys of one ratio (config data.ratios entries).
+RATIO_KEYS = ("name", "numerator", "denominator")
 
 
 def is_int(value: Any) -> bool:
+    """True for an int that is not a bool."""
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -37,14 +35,15 @@ def _input_names(estimator: BaseEstimator) -> list[str]:
 class RatioFeatures(TransformerMixin, BaseEstimator):
     """numerator / denominator per ratio; a zero, missing or non-finite result is NaN, never inf.
 
-    `ratios` is a sequence of {"name", "numerator", "denominator"}; a column is named as in the
-    input frame, or given by position (int). None means the California DEFAULT_RATIOS.
+    `ratios` is a sequence of {"name", "numerator", "denominator"} (config data.ratios); a column
+    is named as in the input frame, or given by position (int).
     """
 
-    def __init__(self, ratios: Sequence[Mapping[str, Any]] | None = None) -> None:
+    def __init__(self, ratios: Sequence[Mapping[str, Any]]) -> None:
         self.ratios = ratios
 
     def fit(self, X: Any, y: Any = None) -> "RatioFeatures":
+        """Locate each ratio's numerator and denominator columns."""
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         ratios = self._ratios()
         if not ratios:
@@ -54,6 +53,7 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """One column per ratio; NaN where it is undefined."""
         check_is_fitted(self)
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64, reset=False)
         numerators = X[:, [n for n, _ in self.pairs_]]
@@ -69,11 +69,12 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         return np.asarray([str(r["name"]) for r in self._ratios()], dtype=object)
 
     def _ratios(self) -> list[Mapping[str, Any]]:
-        ratios = DEFAULT_RATIOS if self.ratios is None else self.ratios
-        for ratio in ratios:
-            if not isinstance(ratio, Mapping) or set(ratio) != set(_RATIO_KEYS):
-                raise ValueError(f"RatioFeatures: ratio {ratio!r} must have exactly the keys {list(_RATIO_KEYS)}")
-        return list(ratios)
+        if self.ratios is None or isinstance(self.ratios, str | Mapping):
+            raise ValueError(f"RatioFeatures: ratios = {self.ratios!r} must be a list of ratios (config data.ratios)")
+        for ratio in self.ratios:
+            if not isinstance(ratio, Mapping) or set(ratio) != set(RATIO_KEYS):
+                raise ValueError(f"RatioFeatures: ratio {ratio!r} must have exactly the keys {list(RATIO_KEYS)}")
+        return list(self.ratios)
 
     @staticmethod
     def _locate(ratio: Mapping[str, Any], key: str, names: list[str]) -> int:
@@ -104,11 +105,11 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
-        n_clusters: int = 10,
-        gamma: float = 1.0,
-        weighted_by_target: bool = False,
-        n_init: int = 1,
-        random_state: int | None = None,
+        n_clusters: int,
+        gamma: float,
+        weighted_by_target: bool,
+        n_init: int,
+        random_state: int | None,
     ) -> None:
         self.n_clusters = n_clusters
         self.gamma = gamma
@@ -117,6 +118,7 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     def fit(self, X: Any, y: Any = None) -> "ClusterSimilarity":
+        """KMeans on the coordinates (weighted by y when weighted_by_target)."""
         X = validate_data(self, X, dtype=np.float64)
         weight = None
         if self.weighted_by_target and y is not None:
@@ -135,11 +137,13 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X: Any) -> np.ndarray:
+        """RBF similarity of each row to each centre."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return rbf_kernel(X, self.cluster_centers_, gamma=self.gamma)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """cluster_<i>_similarity per centre."""
         check_is_fitted(self)
         count = self.cluster_centers_.shape[0]
         return np.asarray([f"cluster_{i}_similarity" for i in range(count)], dtype=object)
@@ -155,10 +159,11 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
     fit_transform leaves each training row out of its own neighbourhood, as an unseen row is.
     """
 
-    def __init__(self, n_neighbors: Sequence[int] = (3, 10, 30)) -> None:
+    def __init__(self, n_neighbors: Sequence[int]) -> None:
         self.n_neighbors = n_neighbors
 
     def fit(self, X: Any, y: Any = None) -> "NeighborTargetFeatures":
+        """Keep the coordinates (as a KD-tree) and the target of the training rows."""
         if y is None:
             raise ValueError("NeighborTargetFeatures: fit needs the target y (the Pipeline passes it)")
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
@@ -172,6 +177,7 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
         return self
 
     def fit_transform(self, X: Any, y: Any = None, **fit_params: Any) -> np.ndarray:
+        """Fit, then each training row's means with the row itself left out."""
         self.fit(X, y)
         n = self.target_.shape[0]
         neighbours = self.tree_.query(np.asarray(self.tree_.data), k=min(max(self.n_neighbors) + 1, n))[1]
@@ -181,6 +187,7 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
         return self._means(neighbours[~is_self].reshape(n, -1))
 
     def transform(self, X: Any) -> np.ndarray:
+        """Mean target of each row's nearest training rows, one column per k."""
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
         return self._means(self.tree_.query(X, k=min(max(self.n_neighbors), self.target_.shape[0]))[1])
@@ -190,5 +197,6 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
         return np.column_stack([self.target_[neighbours[:, :k]].mean(axis=1) for k in self.n_neighbors])
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """neighbors_<k>_mean_target per k."""
         check_is_fitted(self)
         return np.asarray([f"neighbors_{k}_mean_target" for k in self.n_neighbors], dtype=object)
