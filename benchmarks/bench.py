@@ -19,7 +19,6 @@ import argparse
 import hashlib
 import json
 import os
-import re
 import shlex
 import shutil
 import sys

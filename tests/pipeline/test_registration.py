@@ -14,7 +14,7 @@ from sklearn.base import RegressorMixin
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import Ridge
 
-from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.config.schema import Config, RegistryConfig
 from housing_mlops.modeling.metrics import wmape
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.registration import VersionRecord, register_version, save_args
@@ -50,8 +50,8 @@ def client(store_uri: str) -> MlflowClient:
 
 
 @pytest.fixture
-def reg(request: pytest.FixtureRequest) -> RegistryConfig:
-    return RegistryConfig(model_name=f"model_{request.node.name}")
+def reg(request: pytest.FixtureRequest, cfg: Config) -> RegistryConfig:
+    return dataclasses.replace(cfg.registry, model_name=f"model_{request.node.name}")
 
 
 def log(model: RegressorMixin, X: pd.DataFrame, step: str = "register") -> tuple[str, Contender, str]:

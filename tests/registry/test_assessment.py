@@ -6,7 +6,7 @@ import pytest
 
 from housing_mlops.config.schema import Config
 from housing_mlops.data.split import split
-from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.features.spec import feature_spec_from_config
 from housing_mlops.registry.assessment import assess, fit_final, segment_metric
 
 
@@ -16,14 +16,8 @@ def frames(full_data: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataF
 
 
 def best(cfg: Config, estimator: str, params: dict) -> dict:
-    spec = FeatureSpec(
-        numeric=cfg.data.features("numeric"),
-        geo=cfg.data.features("geo"),
-        categorical={c: list(cfg.data.columns[c].categories or []) for c in cfg.data.features("categorical")},
-        ratios=[],
-        log_columns=[],
-        n_clusters=5,
-        neighbor_ks=[],
+    spec = feature_spec_from_config(
+        cfg, imputer={"strategy": "median", "params": {}}, ratios=[], log_columns=[], n_clusters=5, neighbor_ks=[]
     )
     return {"feature_spec": spec.to_dict(), "estimator": estimator, "params": params}
 

@@ -1,12 +1,16 @@
 """The promotion gate's pure rules: every check, alone and together."""
 
+import dataclasses
+
 import pytest
 
-from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.config.loading import load_config
 from housing_mlops.registry.gate import Contender, Verdict, decide
+from tests.conftest import ROOT
 
 # binary-exact fractions so that "exactly at the threshold" is exact
-CFG = RegistryConfig(min_improvement=0.0625, max_wmape=0.25, max_p95_latency_ms=100.0)
+REGISTRY = load_config(ROOT / "config", [])[0].registry
+CFG = dataclasses.replace(REGISTRY, min_improvement=0.0625, max_wmape=0.25, max_p95_latency_ms=100.0)
 SCHEMA = [{"name": "median_income", "type": "double", "required": True}]
 
 
@@ -79,14 +83,16 @@ def test_better_but_within_min_improvement_holds() -> None:
 
 
 def test_worse_than_champion_holds() -> None:
-    verdict = decide(contender("2", 0.2), contender("1", 0.125), RegistryConfig(min_improvement=0.0))
+    verdict = decide(contender("2", 0.2), contender("1", 0.125), dataclasses.replace(REGISTRY, min_improvement=0.0))
     assert not verdict.promote
     assert verdict.reason == "test wMAPE 0.2000 does not beat champion v1's 0.1250 by registry.min_improvement 0.0"
 
 
 def test_equal_to_champion_with_no_margin_promotes() -> None:
     # min_improvement 0 means "not worse": a retrain of the same model may take over
-    assert decide(contender("2", 0.125), contender("1", 0.125), RegistryConfig(min_improvement=0.0)).promote
+    assert decide(
+        contender("2", 0.125), contender("1", 0.125), dataclasses.replace(REGISTRY, min_improvement=0.0)
+    ).promote
 
 
 def test_signature_mismatch_holds_even_when_better() -> None:
