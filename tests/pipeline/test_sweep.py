@@ -100,3 +100,35 @@ def test_a_crashed_worker_fails_the_sweep_and_names_its_study(tmp_path: Path, in
 def test_the_sweep_entry_loads_no_mlflow() -> None:
     code = "import sys, housing_mlops.pipeline.sweep; sys.exit('mlflow' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_raising_trial_is_one_warning_line_without_optuna_s_traceback(tmp_path: Path, inputs, caplog) -> None:
+    X, y, spec, model, sweep = inputs
+    # sklearn rejects a negative alpha: those trials raise
+    raising = dataclasses.replace(model, space={"alpha": SpaceParam(type="float", low=-10.0, high=10.0)})
+    cfg = dataclasses.replace(sweep, n_trials=6, sampler="random", pruner="none")
+    optuna_records = _Records()
+    logging.getLogger("optuna").addHandler(optuna_records)  # Optuna's loggers do not propagate
+    try:
+        with caplog.at_level(logging.INFO, logger="housing_mlops"):
+            study = run_sweep(X, y, spec, raising, SELECTION, cfg, "s", None, tmp_path, progress_bar=False).study
+    finally:
+        logging.getLogger("optuna").removeHandler(optuna_records)
+    failed = [t.number for t in study.trials if t.state == TrialState.FAIL]
+    assert failed, "the seeded draws include a negative alpha"
+    mine = [r for r in caplog.records if r.name.startswith("housing_mlops")]
+    warnings = [r.getMessage() for r in mine if r.levelno == logging.WARNING]
+    assert [int(m.split()[1]) for m in warnings] == failed
+    assert all("FAIL: InvalidParameterError: The 'alpha' parameter" in m for m in warnings), warnings
+    assert not [m for m in optuna_records.messages if "failed with" in m], optuna_records.messages
+    trial_lines = [r.getMessage() for r in mine if r.getMessage().startswith("trial ")]
+    assert len(trial_lines) == len(study.trials) == 6

@@ -79,8 +79,10 @@ def trial_line(study: optuna.Study, trial: FrozenTrial) -> str:
 
 
 def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna callback: `trial_line` as one INFO record (the progress of a non-interactive run)."""
-    log.info(trial_line(study, trial))
+    """Optuna callback: `trial_line` as one record (the progress of a non-interactive run); a
+    failed trial's is a warning."""
+    level = logging.WARNING if trial.state == TrialState.FAIL else logging.INFO
+    log.log(level, trial_line(study, trial))
 
 
 def study_plots(study: optuna.Study) -> dict[str, Figure]:

@@ -8,6 +8,7 @@ floor calls `run_sweep` in a bare process (it asserts mlflow was never imported)
 
 import logging
 import multiprocessing
+import re
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ from housing_mlops.modeling.sweep_report import log_trial, sweep_record
 log = logging.getLogger(__name__)
 
 Callback = Callable[[optuna.Study, FrozenTrial], None]
+_OPTUNA_TRIAL_LOG = "optuna.study._optimize"
+
+
+class _NoFailureWarnings(logging.Filter):
+    """Drops Optuna's two warnings (one with a traceback) for a failed trial: `log_trial` already
+    gives that trial its one line, with the error, which the trial also keeps as a user attribute."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not re.match(r"Trial \d+ failed with ", record.getMessage())
 
 
 @dataclass(frozen=True)
@@ -108,15 +118,21 @@ def run_sweep(
             sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
             pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
             mine = optuna.load_study(study_name=study_name, storage=own_storage, sampler=sampler, pruner=pruner)
-        with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
-            mine.optimize(
-                objective,
-                n_trials=n_trials,
-                timeout=cfg.timeout_s,
-                catch=(Exception,),
-                callbacks=per_trial,
-                show_progress_bar=bar and index == 0,
-            )
+        quiet = _NoFailureWarnings()
+        if not bar:
+            logging.getLogger(_OPTUNA_TRIAL_LOG).addFilter(quiet)
+        try:
+            with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
+                mine.optimize(
+                    objective,
+                    n_trials=n_trials,
+                    timeout=cfg.timeout_s,
+                    catch=(Exception,),
+                    callbacks=per_trial,
+                    show_progress_bar=bar and index == 0,
+                )
+        finally:
+            logging.getLogger(_OPTUNA_TRIAL_LOG).removeFilter(quiet)
         if own_storage is not None:
             own_storage.engine.dispose()
 
