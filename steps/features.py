@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def features(ctx: StepContext) -> None:
+    """Choose K on train and publish feature_spec.json with its search, plot and preview."""
     cfg = ctx.cfg.features
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     imputation = json.loads(ctx.input("impute", "imputation.json").read_text())

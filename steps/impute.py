@@ -16,6 +16,7 @@ log = logging.getLogger(__name__)
 
 
 def impute(ctx: StepContext) -> None:
+    """Run the imputation contest on train and publish imputation.json with its scores and chart."""
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     choice = choose_imputer(train, ctx.cfg.data, ctx.cfg.impute)
     scores, record = choice.scores, choice.record

@@ -20,6 +20,7 @@ BOARD_COLUMNS = ["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rms
 
 
 def select(ctx: StepContext) -> None:
+    """Cross-validate every candidate family, log one nested run each, publish selection.json."""
     data, models, cfg = ctx.cfg.data, ctx.cfg.models, ctx.cfg.select
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     spec = FeatureSpec.from_dict(json.loads(ctx.input("features", "feature_spec.json").read_text()))

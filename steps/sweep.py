@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def sweep(ctx: StepContext) -> None:
+    """Run the Optuna study, one nested run per trial, publish best_params.yaml, trials and plots."""
     data, cfg = ctx.cfg.data, ctx.cfg.sweep
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     spec = FeatureSpec.from_dict(json.loads(ctx.input("features", "feature_spec.json").read_text()))

@@ -90,10 +90,10 @@ def study_plots(study: optuna.Study) -> dict[str, Figure]:
     importances and slice plots, keyed by artifact name."""
     from optuna.visualization import matplotlib as ovm
 
-    plots = {"optimization_history": ovm.plot_optimization_history(study)}
+    plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history(study)}
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if len(complete) > 1 and len({tuple(sorted(t.params.items())) for t in complete}) > 1:
         plots["param_importances"] = ovm.plot_param_importances(study)
         plots["slice"] = ovm.plot_slice(study)
-    axes = {name: a if hasattr(a, "figure") else a.flat[0] for name, a in plots.items()}
-    return {name: a.figure for name, a in axes.items()}
+    # a plot is one Axes or, with several parameters (slice), an array of them on one figure
+    return {name: (axes if hasattr(axes, "figure") else axes.flat[0]).figure for name, axes in plots.items()}

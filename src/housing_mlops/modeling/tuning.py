@@ -22,6 +22,13 @@ ERROR_ATTR = "error"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
+def _bounds(name: str, p: SpaceParam) -> tuple[float, float]:
+    """A numeric parameter's [low, high] (config validation already requires both)."""
+    if p.low is None or p.high is None:
+        raise ConfigError(f"search space parameter '{name}' = {p!r} is not allowed: expected low and high")
+    return p.low, p.high
+
+
 def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "") -> dict[str, Any]:
     """Draw one value per parameter of `space`; names get `prefix` in the study."""
     values: dict[str, Any] = {}
@@ -31,9 +38,11 @@ def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "")
             values[name] = trial.suggest_categorical(key, list(p.choices or []))
         elif p.type == "int":
             step = int(p.step) if p.step else 1
-            values[name] = trial.suggest_int(key, int(p.low), int(p.high), step=step, log=p.log)
+            low, high = _bounds(name, p)
+            values[name] = trial.suggest_int(key, int(low), int(high), step=step, log=p.log)
         else:
-            values[name] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+            low, high = _bounds(name, p)
+            values[name] = trial.suggest_float(key, float(low), float(high), step=p.step, log=p.log)
     return values
 
 
@@ -47,7 +56,8 @@ def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[
             if value in (p.choices or []):
                 clipped[name] = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            bounded = min(max(value, p.low), p.high)
+            low, high = _bounds(name, p)
+            bounded = min(max(value, low), high)
             clipped[name] = round(bounded) if p.type == "int" else float(bounded)
     return clipped
 

@@ -112,7 +112,8 @@ def run_sweep(
 
     def worker(index: int, n_trials: int) -> None:
         own_storage = None if storage_url is None else tuning.open_storage(storage_url)
-        if in_memory is not None:
+        if own_storage is None:
+            assert in_memory is not None
             mine = in_memory
         else:
             sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)

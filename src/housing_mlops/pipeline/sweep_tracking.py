@@ -77,7 +77,7 @@ def log_study(study: optuna.Study, record: dict[str, Any], storage_url: str) -> 
     grid = grid_score(study)  # unrounded, unlike the record's
     mlflow.log_metrics(
         {
-            "best_cv_wmape": best.value,
+            "best_cv_wmape": study.best_value,
             "best_trial": best.number,
             **{f"trials_{k}": v for k, v in record["study"]["trials"].items()},
             **({"grid_cv_wmape": grid} if grid is not None else {}),
