@@ -10,60 +10,36 @@ import mlflow
 import pandas as pd
 
 from housing_mlops.features.spec import FeatureSpec
-from housing_mlops.modeling.selection import CandidateResult, evaluate_grid, leaderboard, run_isolated, winner
+from housing_mlops.modeling.selection import CandidateResult, select_model
 from housing_mlops.pipeline.runner import StepContext, run_step
 from housing_mlops.reporting import plots
 from housing_mlops.tags import CANDIDATE_STATUS_TAG, CANDIDATE_TAG, ERROR_TAG
 
 log = logging.getLogger(__name__)
+BOARD_COLUMNS = ["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]
 
 
 def select(ctx: StepContext) -> None:
+    """Cross-validate every candidate family, log one nested run each, publish selection.json."""
     data, models, cfg = ctx.cfg.data, ctx.cfg.models, ctx.cfg.select
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     spec = FeatureSpec.from_dict(json.loads(ctx.input("features", "feature_spec.json").read_text()))
-    X, y = train[data.features()], train[data.target]
     cache_dir = tempfile.mkdtemp(dir=ctx.workdir)  # fitted preprocessing shared by all families
-    results: list[CandidateResult] = []
-    for i, family in enumerate(models.candidates, start=1):
-        model = models.zoo[family]
-        args = (model, models.grid, spec, X, y, cfg.folds, cfg.seed, cfg.n_jobs, cache_dir)
-        result = run_isolated(family, evaluate_grid, args, cfg.candidate_timeout_s)
-        results.append(result)
-        _log_candidate(result, model.estimator)
-        score = (
-            f"CV wMAPE {result.best['cv_wmape']:.4f} ± {result.best['cv_wmape_std']:.4f}"
-            if result.status == "ok"
-            else f"{result.status.upper()}: {result.error.splitlines()[0]}"
-        )
-        log.info(f"{i}/{len(models.candidates)} {family}: {score} ({result.seconds:.1f} s)")
 
-    board = leaderboard(results)
-    best = winner(board)
-    ranked = board[board["status"] == "ok"]
-    runner_up = f"; next best {ranked.iloc[1]['family']} {ranked.iloc[1]['cv_wmape']:.4f}" if len(ranked) > 1 else ""
-    selection = {
-        "family": best["family"],
-        "estimator": models.zoo[best["family"]].estimator,
-        "params": json.loads(best["params"]),
-        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in board if k.startswith("cv_")},
-        "folds": cfg.folds,
-        "why": f"lowest mean CV wMAPE over {cfg.folds} folds on train: {best['cv_wmape']:.4f}{runner_up}",
-    }
-    ctx.output("selection.json", lambda p: p.write_text(json.dumps(selection, indent=2)))
+    def log_candidate(result: CandidateResult) -> None:
+        _log_candidate(result, models.zoo[result.family].estimator)
+
+    chosen = select_model(models, cfg, spec, train[data.features()], train[data.target], cache_dir, True, log_candidate)
+    board, best, record = chosen.board, chosen.best, chosen.record
+    ctx.output("selection.json", lambda p: p.write_text(json.dumps(record, indent=2)))
     mlflow.log_text(board.to_csv(index=False), "leaderboard.csv")  # timings: not digested
-    if not ranked.empty:
+    if (board["status"] == "ok").any():
         mlflow.log_figure(plots.leaderboard(board), "leaderboard.png")
     mlflow.log_params({"winner": best["family"], "grid": models.grid, "folds": cfg.folds})
-    mlflow.log_metrics(
-        {
-            "best_cv_wmape": float(best["cv_wmape"]),
-            "failed_candidates": int((board["status"] != "ok").sum()),
-        }
-    )
-    log.info(f"winner {best['family']} {selection['params']}: {selection['why']}")
-    columns = ["rank", "family", "status", "cv_wmape", "cv_wmape_std", "cv_rmse", "fit_s", "seconds"]
-    log.info("\n" + board[columns].to_string(index=False))
+    failed = int((board["status"] != "ok").sum())
+    mlflow.log_metrics({"best_cv_wmape": float(best["cv_wmape"]), "failed_candidates": failed})
+    log.info(f"winner {best['family']} {record['params']}: {record['why']}")
+    log.info("\n" + board[BOARD_COLUMNS].to_string(index=False))
 
 
 def _log_candidate(result: CandidateResult, estimator: str) -> None:

@@ -86,3 +86,44 @@ def test_grid_winner_is_clipped_into_the_search_space(cfg) -> None:
         "max_iter": int(space["max_iter"].high),
         "learning_rate": 0.1,
     }
+
+
+def _ok(family: str, wmape: float, fit_s: float = 0.1) -> CandidateResult:
+    row = {"params": {"alpha": wmape}, "cv_wmape": wmape, "cv_wmape_std": 0.01, "cv_rmse": 1000 * wmape, "fit_s": fit_s}
+    return CandidateResult(family, "ok", 2.0, rows=[row])
+
+
+def test_the_selection_record_names_the_winner_and_the_runner_up(cfg) -> None:
+    from housing_mlops.modeling.selection import selection_record
+
+    board = leaderboard([_ok("ridge", 0.21), CandidateResult("lasso", "failed", 0.1, error="x"), _ok("ridge2", 0.2)])
+    assert list(board["family"]) == ["ridge2", "ridge", "lasso"] and list(board["rank"]) == [1, 2, 3]
+    models = type(cfg.models)(candidates=["ridge"], zoo={"ridge2": cfg.models.zoo["ridge"]})
+    record = selection_record(board, models, folds=4)
+    assert record["family"] == "ridge2" and record["estimator"] == "sklearn.linear_model.Ridge"
+    assert record["params"] == {"alpha": 0.2} and record["folds"] == 4
+    assert record["cv"] == {"wmape": 0.2, "wmape_std": 0.01, "rmse": 200.0}
+    assert record["why"] == "lowest mean CV wMAPE over 4 folds on train: 0.2000; next best ridge 0.2100"
+
+
+def test_select_model_ranks_real_families_in_process(cfg, full_data: pd.DataFrame, tmp_path: Path) -> None:
+    from housing_mlops.features.spec import feature_spec_from_config
+    from housing_mlops.modeling.selection import select_model
+
+    data = full_data.sample(300, random_state=4)
+    X, y = data[cfg.data.features()], data[cfg.data.target]
+    spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer={"strategy": "median"}, neighbor_ks=[3])
+    models = type(cfg.models)(candidates=["ridge", "decision_tree"], grid="fast", zoo=cfg.models.zoo)
+    select_cfg = type(cfg.select)(folds=2, seed=0, n_jobs=1)
+    seen: list[str] = []
+    chosen = select_model(
+        models, select_cfg, spec, X, y, str(tmp_path), isolated=False, on_candidate=lambda r: seen.append(r.family)
+    )
+    assert seen == ["ridge", "decision_tree"]
+    assert [r.status for r in chosen.results] == ["ok", "ok"]
+    assert len(chosen.results[0].rows) == len(cfg.models.zoo["ridge"].fast["alpha"])
+    board = chosen.board
+    assert board["cv_wmape"].is_monotonic_increasing and 0 < board["cv_wmape"].iloc[0] < 1
+    assert chosen.record["family"] == board["family"].iloc[0] == chosen.best["family"]
+    best = min(r.best["cv_wmape"] for r in chosen.results)
+    assert chosen.record["cv"]["wmape"] == round(best, 6)

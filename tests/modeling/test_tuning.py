@@ -134,3 +134,28 @@ def test_shares_add_up(total: int, workers: int, expected: list[int]) -> None:
 def test_threads_are_split_between_workers() -> None:
     assert tuning.threads_per_worker(1) is None, "one worker keeps OMP_NUM_THREADS and friends"
     assert tuning.threads_per_worker(2) >= 1 and tuning.threads_per_worker(10_000) == 1
+
+
+def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_features(cfg: Config) -> None:
+    model = cfg.models.zoo["hist_gradient_boosting"]
+    spec = feature_spec_from_config(cfg.data, n_clusters=35, gamma=2.5, imputer={"strategy": "median"})
+    point = tuning.grid_point(model, {"learning_rate": 0.1, "max_leaf_nodes": 63}, spec, cfg.sweep.feature_space)
+    assert point == {
+        "learning_rate": 0.1,
+        "max_iter": 400,  # the family's fixed value
+        "max_leaf_nodes": 63,
+        "min_samples_leaf": 20,  # sklearn's default
+        "l2_regularization": model.space["l2_regularization"].low,  # default 0.0 is off the log scale
+        "loss": "squared_error",
+        "features.n_clusters": 35,
+        "features.gamma": 2.5,
+    }
+
+
+def test_a_trial_splits_into_model_and_feature_parameters(cfg: Config) -> None:
+    model = cfg.models.zoo["decision_tree"]
+    trial = {"max_depth": 9, "features.n_clusters": 12, "features.gamma": 0.5}
+    assert tuning.split_params(trial) == ({"max_depth": 9}, {"n_clusters": 12, "gamma": 0.5})
+    tuned = tuning.tuned_params(model, {"max_depth": 12, "min_samples_leaf": 5}, trial)
+    assert tuned == {"random_state": 42, "max_depth": 9, "min_samples_leaf": 5}
+    assert list(tuned) == ["random_state", "max_depth", "min_samples_leaf"], "fixed, then grid, then trial"

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import ArrayLike
 
-Metric = Callable[[np.ndarray, np.ndarray], float]
+Metric = Callable[[ArrayLike, ArrayLike], float]
 
 
 def _arrays(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
@@ -21,16 +21,19 @@ def _arrays(y_true: ArrayLike, y_pred: ArrayLike) -> tuple[np.ndarray, np.ndarra
 
 
 def mae(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute error."""
     y, p = _arrays(y_true, y_pred)
     return float(np.mean(np.abs(y - p)))
 
 
 def rmse(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Root mean squared error."""
     y, p = _arrays(y_true, y_pred)
     return float(np.sqrt(np.mean((y - p) ** 2)))
 
 
 def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Coefficient of determination; NaN when the target is constant."""
     y, p = _arrays(y_true, y_pred)
     total = np.sum((y - y.mean()) ** 2)
     return float(1.0 - np.sum((y - p) ** 2) / total) if total > 0 else float("nan")
@@ -51,11 +54,13 @@ def _ape(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:
 
 
 def mape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Mean absolute percentage error over the non-zero targets."""
     ape = _ape(y_true, y_pred)
     return float(ape.mean()) if ape.size else float("nan")
 
 
 def median_ape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
+    """Median absolute percentage error over the non-zero targets."""
     ape = _ape(y_true, y_pred)
     return float(np.median(ape)) if ape.size else float("nan")
 

@@ -2,6 +2,7 @@
 with a time limit, so one failing or slow family never stops the others."""
 
 import json
+import logging
 import multiprocessing
 import time
 import traceback
@@ -13,11 +14,13 @@ from typing import Any
 import pandas as pd
 from joblib import Memory, parallel_config
 
-from housing_mlops.config.schema import ModelConfig
+from housing_mlops.config.schema import ModelConfig, ModelsConfig, SelectConfig
 from housing_mlops.errors import HousingError
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import cross_validate
 from housing_mlops.modeling.zoo import build_estimator, grid, make_pipeline
+
+log = logging.getLogger(__name__)
 
 METRIC_COLUMNS = (
     "wmape",
@@ -35,6 +38,8 @@ METRIC_COLUMNS = (
 
 @dataclass
 class CandidateResult:
+    """One family's grid results, or why it has none."""
+
     family: str
     status: str  # ok | failed | timeout
     seconds: float
@@ -43,6 +48,7 @@ class CandidateResult:
 
     @property
     def best(self) -> dict[str, Any]:
+        """The grid point of lowest CV wMAPE (ties: faster fit)."""
         return min(self.rows, key=lambda r: (r["cv_wmape"], r["fit_s"]))
 
 
@@ -153,8 +159,84 @@ def leaderboard(results: list[CandidateResult]) -> pd.DataFrame:
 
 
 def winner(board: pd.DataFrame) -> pd.Series:
+    """The top-ranked family that finished; a HousingError when none did."""
     ok = board[board["status"] == "ok"]
     if ok.empty:
         errors = "; ".join(f"{r.family}: {r.error}" for r in board.itertuples())
         raise HousingError(f"every candidate in models.candidates failed ({errors})")
     return ok.iloc[0]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Every candidate's result, the ranked leaderboard and the content of selection.json."""
+
+    results: list[CandidateResult]
+    board: pd.DataFrame
+    record: dict[str, Any]
+
+    @property
+    def best(self) -> pd.Series:
+        """The winning leaderboard row."""
+        return winner(self.board)
+
+
+def selection_record(board: pd.DataFrame, models: ModelsConfig, folds: int) -> dict[str, Any]:
+    """selection.json: the winner's family, estimator, grid params, CV means and why it won."""
+    best = winner(board)
+    ranked = board[board["status"] == "ok"]
+    runner_up = f"; next best {ranked.iloc[1]['family']} {ranked.iloc[1]['cv_wmape']:.4f}" if len(ranked) > 1 else ""
+    return {
+        "family": best["family"],
+        "estimator": models.zoo[best["family"]].estimator,
+        "params": json.loads(best["params"]),
+        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in board if k.startswith("cv_")},
+        "folds": folds,
+        "why": f"lowest mean CV wMAPE over {folds} folds on train: {best['cv_wmape']:.4f}{runner_up}",
+    }
+
+
+def candidate_summary(result: CandidateResult) -> str:
+    """One line: the family's best CV wMAPE, or its failure."""
+    if result.status == "ok":
+        return f"CV wMAPE {result.best['cv_wmape']:.4f} ± {result.best['cv_wmape_std']:.4f}"
+    return f"{result.status.upper()}: {result.error.splitlines()[0]}"
+
+
+def _in_process(family: str, args: tuple) -> CandidateResult:
+    started = time.perf_counter()
+    # the threading backend the isolated child uses, so that both paths compute alike
+    with parallel_config(backend="threading"):
+        rows = evaluate_grid(*args)
+    return CandidateResult(family, "ok", time.perf_counter() - started, rows=rows)
+
+
+def select_model(
+    models: ModelsConfig,
+    cfg: SelectConfig,
+    spec: FeatureSpec,
+    X: pd.DataFrame,
+    y: pd.Series,
+    cache_dir: str,
+    isolated: bool = True,
+    on_candidate: Callable[[CandidateResult], None] | None = None,
+) -> Selection:
+    """Cross-validate every family of models.candidates in turn and rank them.
+
+    `isolated` runs each family in its own process under select.candidate_timeout_s (the step);
+    without it a family runs in this process and its error propagates (the benchmark floor).
+    `on_candidate` sees each result as soon as it is known (the step logs a nested run)."""
+    results: list[CandidateResult] = []
+    for i, family in enumerate(models.candidates, start=1):
+        model = models.zoo[family]
+        args = (model, models.grid, spec, X, y, cfg.folds, cfg.seed, cfg.n_jobs, cache_dir)
+        if isolated:
+            result = run_isolated(family, evaluate_grid, args, cfg.candidate_timeout_s)
+        else:
+            result = _in_process(family, args)
+        results.append(result)
+        if on_candidate is not None:
+            on_candidate(result)
+        log.info(f"{i}/{len(models.candidates)} {family}: {candidate_summary(result)} ({result.seconds:.1f} s)")
+    board = leaderboard(results)
+    return Selection(results, board, selection_record(board, models, cfg.folds))

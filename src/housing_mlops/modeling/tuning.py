@@ -3,7 +3,7 @@ pruning, seeded samplers, and a study that resumes from its storage."""
 
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import optuna
@@ -22,6 +22,13 @@ ERROR_ATTR = "error"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
+def _bounds(name: str, p: SpaceParam) -> tuple[float, float]:
+    """A numeric parameter's [low, high] (config validation already requires both)."""
+    if p.low is None or p.high is None:
+        raise ConfigError(f"search space parameter '{name}' = {p!r} is not allowed: expected low and high")
+    return p.low, p.high
+
+
 def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "") -> dict[str, Any]:
     """Draw one value per parameter of `space`; names get `prefix` in the study."""
     values: dict[str, Any] = {}
@@ -31,9 +38,11 @@ def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "")
             values[name] = trial.suggest_categorical(key, list(p.choices or []))
         elif p.type == "int":
             step = int(p.step) if p.step else 1
-            values[name] = trial.suggest_int(key, int(p.low), int(p.high), step=step, log=p.log)
+            low, high = _bounds(name, p)
+            values[name] = trial.suggest_int(key, int(low), int(high), step=step, log=p.log)
         else:
-            values[name] = trial.suggest_float(key, float(p.low), float(p.high), step=p.step, log=p.log)
+            low, high = _bounds(name, p)
+            values[name] = trial.suggest_float(key, float(low), float(high), step=p.step, log=p.log)
     return values
 
 
@@ -47,7 +56,8 @@ def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[
             if value in (p.choices or []):
                 clipped[name] = value
         elif isinstance(value, int | float) and not isinstance(value, bool):
-            bounded = min(max(value, p.low), p.high)
+            low, high = _bounds(name, p)
+            bounded = min(max(value, low), high)
             clipped[name] = round(bounded) if p.type == "int" else float(bounded)
     return clipped
 
@@ -60,6 +70,7 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
+    """The seeded sampler of sweep.sampler."""
     if kind == "tpe":
         return optuna.samplers.TPESampler(
             seed=seed, multivariate=True, n_startup_trials=n_startup_trials, constant_liar=True
@@ -70,6 +81,7 @@ def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers
 
 
 def make_pruner(kind: str, n_startup_trials: int) -> optuna.pruners.BasePruner:
+    """The pruner of sweep.pruner."""
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0)
     if kind == "wilcoxon":
@@ -150,6 +162,7 @@ def failure_reason(trial: optuna.trial.FrozenTrial) -> str:
 
 
 def finished_trials(study: optuna.Study) -> int:
+    """Trials that count towards sweep.n_trials: complete, pruned or failed."""
     return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
@@ -179,3 +192,25 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
     frame = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
     frame["value"] = frame["value"].where(frame["state"] == TrialState.COMPLETE.name)
     return frame.sort_values("number").reset_index(drop=True)
+
+
+def grid_point(
+    model: ModelConfig, params: Mapping[str, Any], spec: FeatureSpec, feature_space: Mapping[str, SpaceParam]
+) -> dict[str, Any]:
+    """The study's first trial: the grid winner exactly (its grid values, else the family's
+    fixed or default values, clipped into the space) with the spec's feature values."""
+    winner = build_estimator(model, dict(params)).get_params()
+    point = clip_to_space({k: winner[k] for k in model.space if k in winner}, model.space)
+    return point | {f"{FEATURE_PREFIX}{k}": getattr(spec, k) for k in feature_space}
+
+
+def split_params(params: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A trial's parameters as (model parameters, FeatureSpec fields without the prefix)."""
+    model = {k: v for k, v in params.items() if not k.startswith(FEATURE_PREFIX)}
+    features = {k.removeprefix(FEATURE_PREFIX): v for k, v in params.items() if k.startswith(FEATURE_PREFIX)}
+    return model, features
+
+
+def tuned_params(model: ModelConfig, base_params: Mapping[str, Any], trial_params: Mapping[str, Any]) -> dict[str, Any]:
+    """The estimator's parameters of a trial: fixed, then the grid winner's, then the trial's."""
+    return {**model.fixed, **base_params, **split_params(trial_params)[0]}
