@@ -1,5 +1,6 @@
 """Model selection: isolation of failing and slow candidates, ranking, the sealed test set."""
 
+import dataclasses
 import time
 from pathlib import Path
 
@@ -98,7 +99,7 @@ def test_the_selection_record_names_the_winner_and_the_runner_up(cfg) -> None:
 
     board = leaderboard([_ok("ridge", 0.21), CandidateResult("lasso", "failed", 0.1, error="x"), _ok("ridge2", 0.2)])
     assert list(board["family"]) == ["ridge2", "ridge", "lasso"] and list(board["rank"]) == [1, 2, 3]
-    models = type(cfg.models)(candidates=["ridge"], zoo={"ridge2": cfg.models.zoo["ridge"]})
+    models = dataclasses.replace(cfg.models, candidates=["ridge"], zoo={"ridge2": cfg.models.zoo["ridge"]})
     record = selection_record(board, models, folds=4)
     assert record["family"] == "ridge2" and record["estimator"] == "sklearn.linear_model.Ridge"
     assert record["params"] == {"alpha": 0.2} and record["folds"] == 4
@@ -112,9 +113,9 @@ def test_select_model_ranks_real_families_in_process(cfg, full_data: pd.DataFram
 
     data = full_data.sample(300, random_state=4)
     X, y = data[cfg.data.features()], data[cfg.data.target]
-    spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer={"strategy": "median"}, neighbor_ks=[3])
-    models = type(cfg.models)(candidates=["ridge", "decision_tree"], grid="fast", zoo=cfg.models.zoo)
-    select_cfg = type(cfg.select)(folds=2, seed=0, n_jobs=1)
+    spec = feature_spec_from_config(cfg, n_clusters=4, imputer={"strategy": "median", "params": {}}, neighbor_ks=[3])
+    models = dataclasses.replace(cfg.models, candidates=["ridge", "decision_tree"], grid="fast")
+    select_cfg = dataclasses.replace(cfg.select, folds=2, seed=0, n_jobs=1)
     seen: list[str] = []
     chosen = select_model(
         models, select_cfg, spec, X, y, str(tmp_path), isolated=False, on_candidate=lambda r: seen.append(r.family)

@@ -53,7 +53,7 @@ def test_counts_and_the_grid_score_of_trial_0(study: optuna.Study) -> None:
 
 def test_the_record_holds_the_best_trial_on_top_of_the_grid_winner(study: optuna.Study, cfg: Config) -> None:
     model = ModelConfig(estimator="sklearn.linear_model.Ridge", fixed={"max_iter": 100})
-    spec = feature_spec_from_config(cfg.data, n_clusters=20, imputer={"strategy": "median"})
+    spec = feature_spec_from_config(cfg, n_clusters=20, imputer={"strategy": "median", "params": {}})
     selection = {"family": "ridge", "params": {"alpha": 1.0, "tol": 0.01}, "cv": {"wmape": 0.25}}
     record = sweep_report.sweep_record(study, spec, selection, model, "random", 3)
     best = study.trials[2]

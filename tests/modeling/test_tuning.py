@@ -61,7 +61,7 @@ def test_wilcoxon_pruner_sees_each_fold_value() -> None:
 @pytest.fixture(scope="module")
 def tiny(full_data: pd.DataFrame, cfg: Config):
     sample = full_data.sample(300, random_state=1)
-    spec = feature_spec_from_config(cfg, n_clusters=4, imputer={"strategy": "median"}, seed=0)
+    spec = feature_spec_from_config(cfg, n_clusters=4, imputer={"strategy": "median", "params": {}}, seed=0)
     return sample[cfg.data.features()], sample[cfg.data.target], spec
 
 
@@ -138,7 +138,7 @@ def test_threads_are_split_between_workers() -> None:
 
 def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_features(cfg: Config) -> None:
     model = cfg.models.zoo["hist_gradient_boosting"]
-    spec = feature_spec_from_config(cfg.data, n_clusters=35, gamma=2.5, imputer={"strategy": "median"})
+    spec = feature_spec_from_config(cfg, n_clusters=35, gamma=2.5, imputer={"strategy": "median", "params": {}})
     point = tuning.grid_point(model, {"learning_rate": 0.1, "max_leaf_nodes": 63}, spec, cfg.sweep.feature_space)
     assert point == {
         "learning_rate": 0.1,

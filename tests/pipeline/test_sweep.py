@@ -24,7 +24,9 @@ SELECTION = {"family": "ridge", "params": {"alpha": 1.0}, "cv": {"wmape": 0.3}, 
 @pytest.fixture(scope="module")
 def inputs(full_data: pd.DataFrame, cfg: Config):
     sample = full_data.sample(300, random_state=3)
-    spec = feature_spec_from_config(cfg.data, n_clusters=4, imputer={"strategy": "median"}, neighbor_ks=[3], seed=0)
+    spec = feature_spec_from_config(
+        cfg, n_clusters=4, imputer={"strategy": "median", "params": {}}, neighbor_ks=[3], seed=0
+    )
     sweep = dataclasses.replace(
         cfg.sweep,
         n_trials=2,
