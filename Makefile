@@ -60,9 +60,10 @@ test: $(VENV)/.installed ## run the test suite (TEST_WORKERS processes, one test
 test-faults: $(VENV)/.installed ## only the fault-injection tests (kills, concurrent runs, dead store, failing disk)
 	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
-lint: $(VENV)/.installed ## ruff check + format check
-	$(BIN)/ruff check src steps tests
-	$(BIN)/ruff format --check src steps tests
+lint: $(VENV)/.installed ## ruff check + format check + mypy (src/)
+	$(BIN)/ruff check src steps tests benchmarks
+	$(BIN)/ruff format --check src steps tests benchmarks
+	$(BIN)/mypy
 
 data: data/housing.csv ## download the canonical dataset to data/ (checksum verified)
 
