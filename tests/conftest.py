@@ -9,7 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -205,6 +205,7 @@ def _build_trained(root: Path, sample_csv: Path) -> None:
     done = retrain(store, root / "summary.md", env=env)
     (root / "stdout.txt").write_text(done.stdout)
     (root / "stderr.txt").write_text(done.stderr)
+    (root / "data.txt").write_text(str(sample_csv))
 
 
 @pytest.fixture(scope="session")
@@ -228,7 +229,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, worker_i
             (root / "done").touch()
     folder = root / "store"
     return Trained(
-        make_store(folder, sample_csv),
+        make_store(folder, Path((root / "data.txt").read_text())),  # the data the builder ran on
         folder,
         root / "wandb-dir",
         (root / "stdout.txt").read_text(),
@@ -257,5 +258,13 @@ def copy_store(source: Store, dest: Path) -> Store:
                         (old, new, old),
                     )
     db.close()
-    copied = make_store(dest, Path(source.env["HOUSING_DATA_SOURCE"]))
-    return replace(copied, env={**source.env, **copied.env})
+    return make_store(dest, Path(source.env["HOUSING_DATA_SOURCE"]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the session's trained store depends on a whole `make retrain`: it is
+    `e2e` (a subprocess made its data) and `slow`, wherever it lives."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
