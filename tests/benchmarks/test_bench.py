@@ -120,6 +120,7 @@ def test_write_of_a_quick_run_leaves_the_readme(tmp_path: Path) -> None:
     assert readme.read_text() == f"{README_START}\nold\n{README_END}\n"
 
 
+@pytest.mark.e2e  # starts processes
 def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: Path) -> None:
     # like `mlflow run` and its step processes: the grandchild outlives a kill of the child alone
     pid_file = tmp_path / "grandchild.pid"
@@ -145,6 +146,7 @@ def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: 
 
 
 @pytest.mark.e2e
+@pytest.mark.slow  # the whole compute floor on the sample
 def test_quick_floor_writes_results_and_leaves_the_readme(sample_csv: Path, tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_START}\nuntouched\n{README_END}\n")

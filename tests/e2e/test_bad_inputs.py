@@ -1,17 +1,25 @@
-"""End to end: bad input data fails the real `mlflow run` at ingest, and only there.
+"""Bad input data fails ingest, and only ingest, with one actionable line.
 
 One good pipeline run (ingest, split) is made first on a module-scoped store. Each bad input
-then runs the real pipeline once against that store and must: exit non-zero, print one
+then runs the ingest step once against that store and must: exit non-zero, print one
 actionable line naming the file, column or key, mark the ingest run FAILED with that line in
-its `housing.error` tag, run no later step, and leave the earlier runs and the (empty) model
-registry untouched. An extra, undeclared column is the one bad input that only warns.
+its `housing.error` tag, log no output, and leave the earlier runs and the (empty) model
+registry untouched.
+
+Every case runs the step in-process: `python -m steps.ingest` through runpy, its real CLI and
+step runner, without a process start. Two cases (a file error and a schema error) also run
+the real `mlflow run` pipeline, where the pipeline run must fail too, repeat the step's line
+naming the failed run, and start no later step. An extra, undeclared column is the one bad
+input that only warns (a real pipeline run: the clean table must hit split's cache).
 """
 
 import dataclasses
 import re
+import runpy
 import shutil
 import socket
 import subprocess
+import sys
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -22,9 +30,8 @@ import pytest
 from mlflow.entities import Run
 
 from housing_mlops.data.source import sha256_file
-from tests.conftest import Store, make_store
-
-pytestmark = pytest.mark.e2e
+from housing_mlops.pipeline import logs
+from tests.conftest import SAMPLE_OPTIONS, Store, make_store
 
 STEPS = ("-P", "steps=ingest,split")
 FAST_DOWNLOAD = "data.download.retries=1 data.download.backoff_s=0.01"
@@ -197,12 +204,34 @@ CASES = [
 ]
 
 
+def run_step_module(step: str, store: Store, source: str, hydra: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`python -m steps.<step> --hydra-options ...` in this process, against `store`; its exit code."""
+    for name, value in store.env.items():
+        if name.startswith(("MLFLOW_", "HOUSING_", "WANDB_")):
+            monkeypatch.setenv(name, value)
+    monkeypatch.setenv("HOUSING_DATA_SOURCE", source)
+    options = f"{SAMPLE_OPTIONS} {hydra}".strip()
+    monkeypatch.setattr(sys, "argv", [f"steps/{step}.py", "--hydra-options", options, "--upstream", ""])
+    try:
+        runpy.run_module(f"steps.{step}", run_name="__main__", alter_sys=False)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        logs.configure()  # the step configured logging for itself
+
+
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> Baseline:
+    """ingest then split, in-process, each resolving its input from the cache as a step run
+    alone does; the real pipeline (test_extra_column_warns_and_is_dropped) reuses them."""
     store = make_store(tmp_path_factory.mktemp("bad_inputs_store"), sample_csv)
-    store.mlflow_run(*STEPS)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        for step in ("ingest", "split"):
+            assert run_step_module(step, store, str(sample_csv), "", monkeypatch) == 0, step
     (ingest,), (split,) = store.runs("ingest"), store.runs("split")
     assert ingest.info.status == split.info.status == "FINISHED"
+    assert split.data.tags["housing.upstream.ingest"] == ingest.info.run_id
     return Baseline(store, ingest, split)
 
 
@@ -258,8 +287,57 @@ def assert_earlier_runs_untouched(baseline: Baseline, directory: Path) -> None:
     assert client.search_registered_models() == []
 
 
+def assert_failed_ingest(
+    store: Store, ingests_before: set[str], case: Case, source: str, stderr: str, splits_before: int
+) -> Run:
+    ingests = store.runs("ingest")
+    assert len(ingests) == len(ingests_before) + 1, f"not one new ingest run:\n{stderr}"
+    failed = ingests[0]
+    assert failed.info.run_id not in ingests_before
+    assert failed.info.status == "FAILED"
+    message = failed.data.tags.get("housing.error")
+    assert message, f"no housing.error tag on run {failed.info.run_id}:\n{stderr[-3000:]}"
+    assert "\n" not in message, f"error is not one line: {message!r}"
+    assert expected_line(case.pattern, source).fullmatch(message), message
+    # the step prints the line once
+    assert stderr.splitlines().count(f"error: [ingest] {message}") == 1, stderr[-3000:]
+    outputs = [k for k in failed.data.tags if k.startswith(DIGEST)]
+    assert not outputs, f"a failed ingest logs no outputs, found {outputs}"
+    assert len(store.runs("split")) == splits_before
+    return failed
+
+
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in CASES])
 def test_bad_input_fails_ingest_with_one_actionable_line(
+    case: Case,
+    baseline: Baseline,
+    sample: pd.DataFrame,
+    sample_csv: Path,
+    closed_port: int,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = baseline.store
+    source = case.make(Inputs(sample, sample_csv, tmp_path, closed_port))
+    ingests_before = {r.info.run_id for r in store.runs("ingest")}
+    splits_before = len(store.runs("split"))
+
+    capsys.readouterr()
+    code = run_step_module("ingest", store, source, case.hydra, monkeypatch)
+    err = capsys.readouterr().err
+
+    assert code != 0
+    assert_failed_ingest(store, ingests_before, case, source, err, splits_before)
+    assert_earlier_runs_untouched(baseline, tmp_path / "artifacts")
+
+
+PIPELINE_CASES = [c for c in CASES if c.id in ("missing_file", "unknown_category")]
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in PIPELINE_CASES])
+def test_bad_input_fails_the_real_pipeline_at_ingest(
     case: Case,
     baseline: Baseline,
     sample: pd.DataFrame,
@@ -275,24 +353,11 @@ def test_bad_input_fails_ingest_with_one_actionable_line(
     done = run_with(baseline, source, case.hydra)
 
     assert done.returncode != 0, done.stdout[-2000:]
-    ingests = store.runs("ingest")
-    assert len(ingests) == len(ingests_before) + 1, f"not one new ingest run:\n{done.stderr}"
-    failed = ingests[0]
-    assert failed.info.run_id not in ingests_before
-    assert failed.info.status == "FAILED"
-    message = failed.data.tags.get("housing.error")
-    assert message, f"no housing.error tag on run {failed.info.run_id}:\n{done.stderr[-3000:]}"
-    assert "\n" not in message, f"error is not one line: {message!r}"
-    assert expected_line(case.pattern, source).fullmatch(message), message
-    # the step prints the line once; the pipeline repeats it, naming the failed run
-    lines = done.stderr.splitlines()
-    assert f"error: [ingest] {message}" in lines, done.stderr[-3000:]
-    assert f"error: step 'ingest' failed (run {failed.info.run_id}): {message}" in lines
-    outputs = [k for k in failed.data.tags if k.startswith(DIGEST)]
-    assert not outputs, f"a failed ingest logs no outputs, found {outputs}"
-
+    failed = assert_failed_ingest(store, ingests_before, case, source, done.stderr, splits_before)
+    message = failed.data.tags["housing.error"]
+    # the pipeline repeats the step's line, naming the failed run
+    assert f"error: step 'ingest' failed (run {failed.info.run_id}): {message}" in done.stderr.splitlines()
     # no later step ran, and the pipeline run records the failure
-    assert len(store.runs("split")) == splits_before
     assert "[split] running" not in done.stdout
     pipeline = newest_pipeline_run(store)
     assert failed.data.tags["mlflow.parentRunId"] == pipeline.info.run_id
@@ -302,6 +367,7 @@ def test_bad_input_fails_ingest_with_one_actionable_line(
     assert_earlier_runs_untouched(baseline, tmp_path / "artifacts")
 
 
+@pytest.mark.e2e
 def test_extra_column_warns_and_is_dropped(baseline: Baseline, sample: pd.DataFrame, tmp_path: Path) -> None:
     store = baseline.store
     path = tmp_path / "housing_colour.csv"

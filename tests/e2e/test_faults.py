@@ -2,6 +2,11 @@
 sweep and during registration, two pipelines at once on one store, an unreachable tracking
 server, a read-only artifact store, and two cold runs that must agree bit for bit.
 
+The kill and read-only tests start from a copy of the session's trained store with one
+setting changed, so only the step under test (and those after it) re-run: the killed run
+and its resumption do as little as possible. The two cold runs are the trained store's and
+the first of the two concurrent pipelines'.
+
 `make test-faults` runs only these; `make test` runs them too (CI).
 """
 
@@ -13,6 +18,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -22,12 +28,13 @@ from mlflow.exceptions import MlflowException
 
 from housing_mlops.data.source import sha256_file
 from housing_mlops.registry.store import CHALLENGER, CHAMPION, COMPLETE_TAG
-from tests.conftest import FAST_OPTIONS, ROOT, SAMPLE_OPTIONS, Store, make_store
+from tests.conftest import FAST_OPTIONS, MODEL, ROOT, SAMPLE_OPTIONS, Store, Trained
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
-MODEL = "housing_price_model"
 STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
-TRIALS = 8  # the sweep-kill test: enough trials to be killed in the middle of the study
+# the sweep-kill test: one more trial than the trained store's sweep, and a kill after two of
+# them, so the resumed run has three trials and `register` left to do
+TRIALS = 5
 # Metrics that measure time or process size, never the model: the only ones two identical
 # runs may disagree on.
 TIMING_METRICS = {
@@ -156,10 +163,26 @@ def assert_digests_match(store: Store, run: Run, tmp_path: Path) -> None:
         assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"
 
 
-def study_of(store: Store) -> optuna.Study:
+def study_of(store: Store, sweep: Run | None = None) -> optuna.Study:
+    """The store's only study, or the one `sweep` ran."""
     storage = f"sqlite:///{Path(store.uri.removeprefix('sqlite:///')).parent / 'optuna' / 'studies.db'}"
+    if sweep is not None:
+        return optuna.load_study(study_name=sweep.data.params["study_name"], storage=storage)
     (summary,) = optuna.get_all_study_summaries(storage)
     return optuna.load_study(study_name=summary.study_name, storage=storage)
+
+
+def new_step_runs(store: Store, before: set[str]) -> dict[str, list[Run]]:
+    """Step runs (newest first) that are not among the run ids in `before`."""
+    return {
+        step: fresh
+        for step, runs in step_runs(store).items()
+        if (fresh := [r for r in runs if r.info.run_id not in before])
+    }
+
+
+def run_ids(store: Store) -> set[str]:
+    return {r.info.run_id for r in store.runs()}
 
 
 def free_port() -> int:
@@ -172,146 +195,76 @@ def free_port() -> int:
 # -- SIGKILL ---------------------------------------------------------------------------------
 
 
-def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(store: Store, tmp_path: Path) -> None:
-    hydra = f"{FAST_OPTIONS} sweep.n_trials={TRIALS}"
+def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(trained: Trained, tmp_path: Path) -> None:
+    store = trained.copy(tmp_path / "store")
+    before = run_ids(store)
+    hydra = f"{FAST_OPTIONS} sweep.n_trials={TRIALS}"  # a new sweep key: select and earlier are reused
     process = start(store, tmp_path / "killed", hydra=hydra)
-    wait_until(lambda: len(trial_runs(store)) >= 3, process, "three sweep trials finished")
+    wait_until(lambda: len([r for r in trial_runs(store) if r.info.run_id not in before]) >= 2, process, "two trials")
     kill_group(process)
-    killed_at = len(trial_runs(store))
-    assert 3 <= killed_at < TRIALS
-    (killed_sweep,) = step_runs(store)["sweep"]
+    killed_when = datetime.now()
+    killed_at = len([r for r in trial_runs(store) if r.info.run_id not in before])
+    assert 2 <= killed_at < TRIALS
+    (killed_sweep,) = new_step_runs(store, before)["sweep"]
     assert killed_sweep.info.status == "RUNNING"  # what a SIGKILL leaves behind
+    assert "register" not in new_step_runs(store, before)
 
     rerun = store.mlflow_run(hydra=hydra)
     assert "[select] cached" in rerun.stdout and "[sweep] running" in rerun.stdout
     assert "interrupted pipeline(s) KILLED" in rerun.stderr
-    study = study_of(store)
+    runs = new_step_runs(store, before)
+    assert store.client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
+    sweep = next(r for r in runs["sweep"] if r.info.status == "FINISHED")
+    study = study_of(store, sweep)
     states = [t.state for t in study.trials]
     assert sum(s.is_finished() for s in states) == TRIALS, states
     assert len({t.number for t in study.trials}) == len(study.trials)
     assert sum(s == optuna.trial.TrialState.FAIL for s in states) <= 1  # the trial the kill interrupted
+    # the rerun resumed the killed run's study (same sweep key, same study) instead of starting over
+    assert sum(t.datetime_complete is not None and t.datetime_complete < killed_when for t in study.trials) >= killed_at
 
-    runs = step_runs(store)
-    assert store.client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
-    sweep = next(r for r in runs["sweep"] if r.info.status == "FINISHED")
     counts = {k: sweep.data.metrics[f"trials_{k}"] for k in ("complete", "pruned", "fail")}
     assert sum(counts.values()) == TRIALS and counts["complete"] >= 1
     nested = [r for r in trial_runs(store) if r.data.tags["mlflow.parentRunId"] == sweep.info.run_id]
     assert nested and {r.data.tags["housing.trial.state"] for r in nested} <= {"COMPLETE", "PRUNED", "FAIL"}
-    # upstream steps were reused, not re-run; exactly one registration, and it is champion
-    assert all(len(runs[step]) == 1 for step in STEPS if step != "sweep")
-    (version,) = assert_registry_consistent(store)
-    assert str(alias(store, CHAMPION).version) == str(version.version)
+    # upstream steps were reused, not re-run; exactly one new registration, the challenger
+    assert set(runs) == {"sweep", "register"} and len(runs["register"]) == 1
+    found = assert_registry_consistent(store)
+    assert sorted(int(v.version) for v in found) == [1, 2]
+    assert runs["register"][0].data.tags["housing.model_version"] == "2"
+    assert str(alias(store, CHALLENGER).version) == "2" and str(alias(store, CHAMPION).version) in {"1", "2"}
     assert_no_running_runs(store)
 
 
-def test_sigkill_during_register_leaves_no_half_registered_version(store: Store, tmp_path: Path) -> None:
-    process = start(store, tmp_path / "killed")
-    wait_until(lambda: "register" in step_runs(store), process, "the register step", every=0.5)
-    found = wait_until(lambda: versions(store), process, "a model version", timeout=120, every=0.02)
+def test_sigkill_during_register_leaves_no_half_registered_version(trained: Trained, tmp_path: Path) -> None:
+    store = trained.copy(tmp_path / "store")
+    before = run_ids(store)
+    hydra = f"{FAST_OPTIONS} registry.latency_calls=21"  # a new register key: everything else is reused
+    process = start(store, tmp_path / "killed", hydra=hydra)
+    wait_until(lambda: "register" in new_step_runs(store, before), process, "the register step", every=0.2)
+    found = wait_until(
+        lambda: [v for v in versions(store) if int(v.version) != 1], process, "a new version", timeout=120, every=0.02
+    )
     kill_group(process)
-    (dangling,) = versions(store)
-    assert found[0].version == dangling.version
+    (dangling,) = [v for v in versions(store) if int(v.version) != 1]
+    assert found[0].version == dangling.version and int(dangling.version) == 2
     # the kill landed between registration and the completion tag (the window under test)
     assert dangling.tags.get(COMPLETE_TAG) != "complete", "the kill came too late to leave a half-registered version"
-    (killed_register,) = step_runs(store)["register"]
+    (killed_register,) = new_step_runs(store, before)["register"]
     assert killed_register.info.status == "RUNNING"
 
-    rerun = store.mlflow_run(hydra=FAST_OPTIONS)
+    rerun = store.mlflow_run(hydra=hydra)
     assert "[sweep] cached" in rerun.stdout and "[register] running" in rerun.stdout
     assert f"deleted half-registered version(s) {dangling.version} of {MODEL}" in rerun.stdout
     assert store.client.get_run(killed_register.info.run_id).info.status == "KILLED"
-    (version,) = assert_registry_consistent(store)  # the dangling version is gone, no duplicate
-    assert str(version.version) != str(dangling.version)
-    assert str(alias(store, CHAMPION).version) == str(version.version)
-    runs = step_runs(store)
-    assert all(len(runs[step]) == 1 for step in STEPS if step != "register")
+    found = assert_registry_consistent(store)  # the dangling version is gone, no duplicate
+    assert sorted(int(v.version) for v in found) == [1, 3]
+    assert str(alias(store, CHALLENGER).version) == "3"
+    runs = new_step_runs(store, before)
+    assert set(runs) == {"register"}
     assert [r.info.status for r in runs["register"]] == ["FINISHED", "KILLED"]
+    assert runs["register"][0].data.tags["housing.model_version"] == "3"
     assert_no_running_runs(store)
-
-
-# -- two pipelines at once; determinism --------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def concurrent(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> tuple[Store, list[tuple[int, str, str]]]:
-    """Two whole pipelines started at the same moment on one fresh SQLite store."""
-    folder = tmp_path_factory.mktemp("concurrent")
-    store = make_store(folder, sample_csv)
-    processes = [start(store, folder / f"pipeline-{i}") for i in range(2)]
-    return store, [finish(p) for p in processes]
-
-
-def test_two_pipelines_at_once_share_one_store_consistently(concurrent, tmp_path: Path) -> None:
-    store, results = concurrent
-    for code, out, err in results:
-        assert code == 0, f"{out[-2000:]}\n{err[-4000:]}"
-    assert_no_running_runs(store)
-    for run in all_runs(store):
-        # a pruned trial's run is KILLED by design; everything else finished
-        expected = "KILLED" if run.data.tags.get("housing.trial.state") == "PRUNED" else "FINISHED"
-        assert run.info.status == expected, f"{run.info.run_name} {run.info.run_id}: {run.info.status}"
-    # each step ran once: the second pipeline waited for the first and reused its runs
-    runs = step_runs(store)
-    assert {step: len(runs[step]) for step in STEPS} == dict.fromkeys(STEPS, 1)
-    parents = [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
-    assert len(parents) == 2
-    for step in STEPS:
-        assert {p.data.tags[f"housing.step.{step}.run_id"] for p in parents} == {runs[step][0].info.run_id}
-    assert sorted(p.data.tags["housing.step.register"] for p in parents) == ["cached", "ran"]
-    for (run,) in runs.values():
-        assert_digests_match(store, run, tmp_path)
-    assert len(study_of(store).trials) == 4
-    # registry consistent: one model, one version, complete, champion and challenger
-    (version,) = assert_registry_consistent(store)
-    assert str(alias(store, CHAMPION).version) == str(version.version) == "1"
-
-
-def fingerprint(store: Store) -> dict[str, dict]:
-    """Per step run and nested run: digests, params and metrics other than TIMING_METRICS."""
-    prints: dict[str, dict] = {}
-    step_of = {}
-    for run in store.runs():
-        if "housing.step" in run.data.tags:
-            step_of[run.info.run_id] = run.data.tags["housing.step"]
-    for run in store.runs():
-        tags = run.data.tags
-        if "housing.step" in tags:
-            name, skip = tags["housing.step"], TIMING_METRICS.get(tags["housing.step"], set())
-        elif "housing.trial" in tags:
-            name, skip = f"sweep.trial.{tags['housing.trial']}", TIMING_METRICS["sweep.trial"]
-        elif "housing.candidate" in tags:
-            name, skip = f"select.candidate.{run.info.run_name}", TIMING_METRICS["select.candidate"]
-        else:
-            continue
-        assert name not in prints, f"two runs of {name}"
-        prints[name] = {
-            "digests": {k: v for k, v in tags.items() if k.startswith("housing.digest.") or k == "housing.data.sha256"},
-            "params": {k: v for k, v in run.data.params.items() if k != "upstream"},
-            "metrics": {k: v for k, v in run.data.metrics.items() if k not in skip},
-        }
-    return prints
-
-
-def test_two_cold_runs_with_one_seed_agree_exactly(concurrent, tmp_path: Path, sample_csv: Path) -> None:
-    """The first concurrent pipeline ran every step cold; so does a run on another fresh store."""
-    first = fingerprint(concurrent[0])
-    cold = make_store(tmp_path / "cold", sample_csv)
-    (tmp_path / "cold").mkdir(exist_ok=True)
-    cold.mlflow_run(hydra=FAST_OPTIONS)
-    second = fingerprint(cold)
-    assert set(first) == set(second)
-    assert {s for s in first if "." not in s} == set(STEPS)
-    assert all(first[s]["digests"] for s in STEPS)
-    for name in sorted(first):
-        if name in LAST_BIT_NOISE:
-            assert first[name]["metrics"] == pytest.approx(second[name]["metrics"], rel=1e-12, abs=0), name
-            first[name].pop("metrics"), second[name].pop("metrics")
-        assert first[name] == second[name], name
-    registered = [assert_registry_consistent(s)[0] for s in (concurrent[0], cold)]
-    assert {k: v for k, v in registered[0].tags.items() if k.startswith("test.")} == {
-        k: v for k, v in registered[1].tags.items() if k.startswith("test.")
-    }
 
 
 # -- an unreachable tracking server ------------------------------------------------------------
@@ -327,7 +280,11 @@ def _project_state() -> dict[str, object]:
     return state
 
 
-def test_unreachable_tracking_server_fails_fast_and_writes_nothing(store: Store, tmp_path: Path) -> None:
+def test_unreachable_tracking_server_fails_fast_and_writes_nothing(
+    store: Store, tmp_path: Path, trained: Trained
+) -> None:
+    # `trained` first: its `make retrain` creates mlflow-store/ in the project (as the workflow
+    # does); built meanwhile by another worker, it would look like this test's write
     uri = f"http://127.0.0.1:{free_port()}"
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -392,14 +349,16 @@ def read_only(directory: Path) -> Iterator[tuple[str, ...]]:
     yield prefix
 
 
-def test_read_only_artifact_store_fails_the_step_cleanly_and_is_not_cached(store: Store, tmp_path: Path) -> None:
-    store.mlflow_run("-P", "steps=ingest", hydra=FAST_OPTIONS)
+def test_read_only_artifact_store_fails_the_step_cleanly_and_is_not_cached(trained: Trained, tmp_path: Path) -> None:
+    store = trained.copy(tmp_path / "store")
+    before = run_ids(store)
     (ingest,) = step_runs(store)["ingest"]
     artifacts = Path(store.uri.removeprefix("sqlite:///")).parent / "mlartifacts"
     steps = ("-P", "steps=ingest,split,impute")
+    hydra = f"{FAST_OPTIONS} split.seed=1"  # a new split key: split must write its outputs
 
     with read_only(artifacts) as prefix:
-        code, out, err = finish(start(store, tmp_path / "read-only", *steps, prefix=prefix))
+        code, out, err = finish(start(store, tmp_path / "read-only", *steps, hydra=hydra, prefix=prefix))
     assert code != 0
     lines = [line for line in err.splitlines() if line.startswith("error: [split]")]
     assert len(lines) == 1, err[-3000:]
@@ -407,17 +366,17 @@ def test_read_only_artifact_store_fails_the_step_cleanly_and_is_not_cached(store
     assert "free space or fix permissions" in lines[0]
     assert "Traceback" not in err, err[-3000:]
     assert "step 'split' failed" in err
-    runs = step_runs(store)
+    runs = new_step_runs(store, before)
     (failed,) = runs["split"]
     assert failed.info.status == "FAILED" and str(artifacts) in failed.data.tags["housing.error"]
     assert "impute" not in runs, "a step after the failed one ran"
-    assert len(runs["ingest"]) == 1 and "[ingest] cached" in out
+    assert "ingest" not in runs and "[ingest] cached" in out
 
     # the disk is back: split runs again (its FAILED run is no cache entry), ingest is reused
-    again = store.mlflow_run(*steps, hydra=FAST_OPTIONS)
+    again = store.mlflow_run(*steps, hydra=hydra)
     assert f"[ingest] cached: reusing run {ingest.info.run_id}" in again.stdout
     assert "[split] running" in again.stdout and "[impute] running" in again.stdout
-    runs = step_runs(store)
+    runs = new_step_runs(store, before)
     assert [r.info.status for r in runs["split"]] == ["FINISHED", "FAILED"]
     assert runs["impute"][0].data.tags["housing.upstream.split"] == runs["split"][0].info.run_id
     assert_digests_match(store, runs["split"][0], tmp_path)

@@ -1,12 +1,13 @@
-"""End to end: the real `mlflow run` against a temporary SQLite store, on a 2,000-row sample."""
+"""End to end: the real `mlflow run` against a temporary SQLite store, on a 2,000-row sample:
+the step cache, one step alone, and a config error. The first, cold pipeline run (chaining,
+digests, lineage, pipeline.json) and its all-cached rerun are checked on the session's
+trained store in test_registry.py."""
 
-import json
 from pathlib import Path
 
 import pytest
 
-from housing_mlops.data.source import sha256_file
-from tests.conftest import Store
+from tests.conftest import Store, Trained
 
 pytestmark = pytest.mark.e2e
 DATA_STEPS = ("-P", "steps=ingest,split")
@@ -20,50 +21,27 @@ def pipeline_runs(store: Store) -> list:
     return [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
 
 
-def assert_artifacts_match_digests(store: Store, run, tmp_path: Path) -> None:
-    digests = {
-        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
-    }
-    assert digests, f"run {run.info.run_id} has no digest tags"
-    for name, digest in digests.items():
-        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path))
-        assert sha256_file(Path(path)) == digest
-
-
-def test_pipeline_chains_steps_caches_and_reruns_only_downstream(store: Store, tmp_path: Path) -> None:
-    first = store.mlflow_run(*DATA_STEPS)
-    assert "[ingest] running" in first.stdout and "[split] running" in first.stdout
-    (parent,) = pipeline_runs(store)
+def test_changed_settings_rerun_only_downstream_and_one_step_alone_finds_its_inputs(
+    trained: Trained, tmp_path: Path
+) -> None:
+    """On a copy of the trained store (whose first run and all-cached rerun are checked in
+    test_registry.py): what re-runs when a setting changes, is forced, or the cache is off."""
+    store = trained.copy(tmp_path / "store")
     (ingest,), (split,) = step_runs(store, "ingest"), step_runs(store, "split")
-    for run in (ingest, split):
-        assert run.info.status == "FINISHED"
-        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
-        assert_artifacts_match_digests(store, run, tmp_path)
-    assert split.data.tags["housing.upstream.ingest"] == ingest.info.run_id
-    assert split.data.metrics == {"train_rows": 1600.0, "test_rows": 400.0}
-    assert ingest.data.metrics["rows"] == 2000
-    assert ingest.inputs.dataset_inputs, "ingest logs its dataset with mlflow.log_input"
-    profile = store.client.download_artifacts(ingest.info.run_id, "profile.json", str(tmp_path))
-    assert json.loads(Path(profile).read_text())["total_bedrooms"]["missing"] > 0
-    pipeline = store.client.download_artifacts(parent.info.run_id, "pipeline.json", str(tmp_path))
-    assert [s["status"] for s in json.loads(Path(pipeline).read_text())["steps"]] == ["ran", "ran"]
-
-    # nothing changed: no step re-executes, each reuse is recorded on the new parent run
-    second = store.mlflow_run(*DATA_STEPS)
-    assert "running" not in second.stdout
-    assert len(step_runs(store, "ingest")) == 1 and len(step_runs(store, "split")) == 1
-    newest = pipeline_runs(store)[0]
-    assert newest.data.tags["housing.step.split"] == "cached"
-    assert newest.data.tags["housing.step.split.run_id"] == split.info.run_id
 
     # a split setting changes: split (forced or not) re-runs, ingest is reused
-    store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25 pipeline.force=[split]")
+    changed = store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25 pipeline.force=[split]")
+    assert f"[ingest] cached: reusing run {ingest.info.run_id}" in changed.stdout
+    assert "[split] running" in changed.stdout
     assert len(step_runs(store, "ingest")) == 1
     resplit = step_runs(store, "split")[0]
+    assert resplit.info.run_id != split.info.run_id
     assert resplit.data.metrics["test_rows"] == 500.0
     assert resplit.data.tags["housing.upstream.ingest"] == ingest.info.run_id
-    store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25")
+    unforced = store.mlflow_run(*DATA_STEPS, hydra="split.test_size=0.25")
+    assert "running" not in unforced.stdout
     assert len(step_runs(store, "split")) == 2, "the forced run is a valid cache entry"
+    assert pipeline_runs(store)[0].data.tags["housing.step.split.run_id"] == resplit.info.run_id
 
     # one step on its own resolves its inputs from the newest cache-valid upstream run
     store.mlflow_run("-e", "split", "--experiment-name", "housing-mlops", hydra="split.seed=7")

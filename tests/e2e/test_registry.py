@@ -1,10 +1,14 @@
-"""The whole pipeline on the sample, then the registry: aliases, the gate, manual
-promotion and rollback, batch prediction and the real `mlflow models serve`."""
+"""The whole pipeline on the sample (the session's `trained` store, made by `make retrain`),
+then the registry: aliases, the gate, the cache, manual promotion and rollback, batch
+prediction and the real `mlflow models serve`.
+
+Tests that only read the trained store share it; tests that add runs, versions or aliases
+work on a copy of it (`Trained.copy`)."""
 
 import json
+import math
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -13,69 +17,73 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, FAST_OPTIONS, ROOT, SAMPLE_OPTIONS, Store, make_store
+from housing_mlops.data.source import sha256_file
+from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained, retrain
 
 pytestmark = pytest.mark.e2e
-MODEL = "housing_price_model"
-
-
-def retrain(store: Store, summary: Path) -> subprocess.CompletedProcess:
-    """Exactly what the retrain workflow runs: `make retrain`, with a job summary file."""
-    venv = Path(sys.prefix)
-    cmd = [
-        "make",
-        "-C",
-        str(ROOT),
-        f"VENV={venv}",
-        "-o",
-        f"{venv}/.installed",
-        "retrain",
-        f"HYDRA={SAMPLE_OPTIONS} {FAST_OPTIONS}",
-        "TRIALS=4",
-    ]
-    env = {**store.env, "GITHUB_STEP_SUMMARY": str(summary)}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    return done
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path) -> Store:
-    """One retraining on the sample: version 1, promoted to champion."""
-    folder = tmp_path_factory.mktemp("registry")
-    store = make_store(folder, sample_csv)
-    retrain(store, folder / "summary-1.md")
-    return store
+STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
 
 
 def version(store: Store, alias: str) -> str:
     return str(store.client.get_model_version_by_alias(MODEL, alias).version)
 
 
-@pytest.fixture(autouse=True)
-def _in_process_store(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """In-process MLflow calls (pyfunc, model info) read the module's store too."""
-    if "trained" in request.fixturenames:
-        store = request.getfixturevalue("trained")
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
-        mlflow.set_tracking_uri(store.uri)
+def use_store(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process MLflow calls (pyfunc, model info) read `store` too."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store.uri)
+    mlflow.set_tracking_uri(store.uri)
 
 
-def test_pipeline_registers_a_documented_champion(trained: Store, tmp_path: Path) -> None:
-    client = trained.client
-    steps = {r.data.tags["housing.step"]: r for r in trained.runs() if "housing.step" in r.data.tags}
-    assert set(steps) == {"ingest", "split", "impute", "features", "select", "sweep", "register"}
-    (parent,) = [r for r in trained.runs() if r.data.tags.get("housing.pipeline") == "true"]
+def pipeline_runs(store: Store) -> list:
+    return [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
+
+
+def assert_artifacts_match_digests(store: Store, run, tmp_path: Path) -> None:
+    digests = {
+        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
+    }
+    assert digests, f"run {run.info.run_id} has no digest tags"
+    for name, digest in digests.items():
+        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path / run.info.run_id))
+        assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"
+
+
+def test_pipeline_chains_steps_and_registers_a_documented_champion(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, client = trained.store, trained.store.client
+    use_store(store, monkeypatch)
+    for step in STEPS:
+        assert f"[{step}] running" in trained.stdout, step
+    steps = {r.data.tags["housing.step"]: r for r in store.runs() if "housing.step" in r.data.tags}
+    assert set(steps) == set(STEPS)
+    (parent,) = pipeline_runs(store)
     assert {r.data.tags["mlflow.parentRunId"] for r in steps.values()} == {parent.info.run_id}
+    for name, run in steps.items():
+        assert run.info.status == "FINISHED", name
+        assert_artifacts_match_digests(store, run, tmp_path)
+        assert parent.data.tags[f"housing.step.{name}"] == "ran"
+        assert parent.data.tags[f"housing.step.{name}.run_id"] == run.info.run_id
+    # each step reads the runs the orchestrator handed it
+    assert steps["split"].data.tags["housing.upstream.ingest"] == steps["ingest"].info.run_id
+    assert steps["sweep"].data.tags["housing.upstream.select"] == steps["select"].info.run_id
+    assert steps["split"].data.metrics == {"train_rows": 1600.0, "test_rows": 400.0}
+    assert steps["ingest"].data.metrics["rows"] == 2000
+    assert steps["ingest"].inputs.dataset_inputs, "ingest logs its dataset with mlflow.log_input"
+    profile = client.download_artifacts(steps["ingest"].info.run_id, "profile.json", str(tmp_path))
+    assert json.loads(Path(profile).read_text())["total_bedrooms"]["missing"] > 0
+    pipeline = client.download_artifacts(parent.info.run_id, "pipeline.json", str(tmp_path))
+    assert [s["status"] for s in json.loads(Path(pipeline).read_text())["steps"]] == ["ran"] * len(STEPS)
 
-    children = {r.data.tags["mlflow.parentRunId"] for r in trained.runs() if "mlflow.parentRunId" in r.data.tags}
-    candidates = [r for r in trained.runs() if r.data.tags.get("mlflow.parentRunId") == steps["select"].info.run_id]
+    children = {r.data.tags["mlflow.parentRunId"] for r in store.runs() if "mlflow.parentRunId" in r.data.tags}
+    candidates = [r for r in store.runs() if r.data.tags.get("mlflow.parentRunId") == steps["select"].info.run_id]
     assert len(candidates) == 5 and steps["select"].info.run_id in children
-    trials = [r for r in trained.runs() if r.data.tags.get("mlflow.parentRunId") == steps["sweep"].info.run_id]
+    trials = [r for r in store.runs() if r.data.tags.get("mlflow.parentRunId") == steps["sweep"].info.run_id]
     assert len(trials) == 4
 
     best = yaml.safe_load(
@@ -85,7 +93,7 @@ def test_pipeline_registers_a_documented_champion(trained: Store, tmp_path: Path
     assert best["grid_cv_wmape"] == pytest.approx(steps["sweep"].data.metrics["grid_cv_wmape"], abs=1e-6)
     assert best["study"]["trials"]["complete"] + best["study"]["trials"]["pruned"] <= 4
 
-    assert version(trained, "champion") == version(trained, "challenger") == "1"
+    assert version(store, "champion") == version(store, "challenger") == "1"
     v1 = client.get_model_version(MODEL, "1")
     for section in ("CV on train", "Promotion gate", "Hardware target", "Lineage", "sha256"):
         assert section in v1.description
@@ -104,61 +112,60 @@ def test_pipeline_registers_a_documented_champion(trained: Store, tmp_path: Path
     ):
         assert tag in v1.tags, tag
     assert v1.tags["hardware.target"] in {"cpu", "cpu-amx", "gpu", "tpu", "edge"}
+    assert 0 < float(v1.tags["test.wmape"]) < 1 and math.isfinite(float(v1.tags["test.rmse"]))
     info = mlflow.models.get_model_info(f"models:/{MODEL}/1")
     assert info.metadata["hardware"]["target"] == v1.tags["hardware.target"]
     assert {c["name"] for c in info.signature.inputs.to_dict()} >= {"total_bedrooms", "ocean_proximity"}
     promotion = client.download_artifacts(steps["register"].info.run_id, "promotion.json", str(tmp_path))
     assert json.loads(Path(promotion).read_text())["promote"] is True
 
-    first = _summary(trained, 1)
+    first = trained.summary
     assert "| register | ran |" in first and "Promotion verdict:** promote" in first
     assert "Registered version:** `housing_price_model` v1 (new)" in first and "Hardware target:**" in first
 
-    # nothing changed: every step cached, nothing new registered, the champion kept
-    again = retrain(trained, _summary_path(trained, 2))
+
+def test_nothing_changed_retrain_reuses_every_step_and_registers_nothing(trained: Trained, tmp_path: Path) -> None:
+    store = trained.copy(tmp_path / "store")
+    first = pipeline_runs(store)[0]
+    again = retrain(store, tmp_path / "summary-2.md")
     assert "running" not in again.stdout
-    assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
-    second = _summary(trained, 2)
+    assert len(store.client.search_model_versions(f"name='{MODEL}'")) == 1
+    second = (tmp_path / "summary-2.md").read_text()
     assert "Every step was cached" in second and "v1 (cached: nothing new registered)" in second
-    assert "Champion now:** v1" in second and version(trained, "champion") == "1"
+    assert "Champion now:** v1" in second and version(store, "champion") == "1"
+    # each reuse is recorded on the new parent run; no step has a second run
+    newest = pipeline_runs(store)[0]
+    assert newest.info.run_id != first.info.run_id
+    for step in STEPS:
+        (run,) = store.runs(step)
+        assert newest.data.tags[f"housing.step.{step}"] == "cached"
+        assert (
+            newest.data.tags[f"housing.step.{step}.run_id"]
+            == run.info.run_id
+            == first.data.tags[f"housing.step.{step}.run_id"]
+        )
 
 
-def _summary_path(store: Store, n: int) -> Path:
-    return Path(store.uri.removeprefix("sqlite:///")).parent / f"summary-{n}.md"
+def test_unseen_category_and_missing_values_are_predicted(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unseen `ocean_proximity` and a missing `total_rooms` give finite, plausible prices,
+    the same through the pyfunc (as served) and through the sklearn Pipeline itself."""
+    use_store(trained.store, monkeypatch)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    table = pd.read_csv(trained.store.env["HOUSING_DATA_SOURCE"])
+    rows = table.drop(columns="median_house_value").head(20)
+    odd = rows.assign(ocean_proximity="ON MARS", total_rooms=float("nan"))
+    predicted = np.asarray(model.predict(odd), dtype=float)
+    assert predicted.shape == (20,)
+    assert np.isfinite(predicted).all(), predicted
+    low, high = table["median_house_value"].min(), table["median_house_value"].max()
+    assert ((predicted > low / 2) & (predicted < high * 1.5)).all(), (predicted, low, high)
+    pipeline = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
+    assert predicted == pytest.approx(pipeline.predict(odd), rel=1e-9)
+    # the odd values reach the model: these are not the predictions for the rows as they were
+    assert not np.allclose(predicted, np.asarray(model.predict(rows), dtype=float))
 
 
-def _summary(store: Store, n: int) -> str:
-    return _summary_path(store, n).read_text()
-
-
-def test_worse_model_never_becomes_champion_and_manual_moves(trained: Store, tmp_path: Path) -> None:
-    # a deliberately degraded model: a heavily regularised linear model only
-    degraded = f"{FAST_OPTIONS} models.candidates=[lasso] models.zoo.lasso.fast.alpha=[100000.0]"
-    trained.mlflow_run(hydra=degraded)
-    client = trained.client
-    assert version(trained, "challenger") == "2" and version(trained, "champion") == "1"
-    v2 = client.get_model_version(MODEL, "2")
-    assert v2.tags["promotion.verdict"] == "hold" and "does not beat champion v1" in v2.tags["promotion.reason"]
-
-    refused = trained.mlflow_run("-e", "promote", "-P", "version=2", check=False)
-    assert refused.returncode != 0 and "gate refused v2" in refused.stderr
-    assert version(trained, "champion") == "1"
-
-    trained.mlflow_run("-e", "promote", "-P", "version=2", "-P", "force=true")
-    assert version(trained, "champion") == "2"
-    trained.mlflow_run("-e", "rollback")
-    assert version(trained, "champion") == "1"
-    assert json.loads(client.get_registered_model(MODEL).tags["champion_history"]) == ["1"]
-
-    # a champion set by hand (as in the UI) is what predict uses
-    client.set_registered_model_alias(MODEL, "champion", "2")
-    sample = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).head(20)
-    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-    sample.drop(columns="median_house_value").to_csv(source, index=False)
-    trained.mlflow_run("-e", "predict", "-P", f"input={source}", "-P", f"output={out}")
-    scored = pd.read_csv(out)
-    assert len(scored) == 20 and set(scored["model_version"].astype(str)) == {"2"}
-    client.set_registered_model_alias(MODEL, "champion", "1")
+# -- promotion, rollback, predict and serving on a copy of the trained store -------------------
 
 
 def free_port() -> int:
@@ -199,6 +206,7 @@ def serving(store: Store) -> Iterator[str]:
                 urllib.request.urlopen(f"{url}/ping", timeout=1)
                 break
             except OSError:
+                assert process.poll() is None, "mlflow models serve exited"
                 time.sleep(0.5)
         else:
             pytest.fail("mlflow models serve did not answer /ping within 90 s")
@@ -206,12 +214,6 @@ def serving(store: Store) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
-
-
-@pytest.fixture
-def server(trained: Store) -> Iterator[str]:
-    with serving(trained) as url:
-        yield url
 
 
 def post(url: str, body: bytes) -> tuple[int, dict]:
@@ -223,48 +225,70 @@ def post(url: str, body: bytes) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read() or b"{}")
 
 
-def test_served_champion_scores_rows_and_rejects_bad_input(trained: Store, server: str) -> None:
-    rows = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(200)
-    status, body = post(server, json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode())
-    assert status == 200
-    predictions = body["predictions"]
-    assert len(predictions) == 200 and all(10_000 < p < 1_000_000 for p in predictions)
-    champion = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version(trained, 'champion')}")
-    assert predictions == pytest.approx(list(champion.predict(rows)), rel=1e-9)
-
-    assert post(server, b"{not json")[0] == 400
-    missing = rows.drop(columns="median_income")
-    assert post(server, json.dumps({"dataframe_split": missing.to_dict(orient="split")}).encode())[0] == 400
-    text = rows.astype({"median_income": object})
-    text.loc[text.index[0], "median_income"] = "lots"
-    assert post(server, json.dumps({"dataframe_split": text.to_dict(orient="split")}).encode())[0] == 400
+def frame_body(rows: pd.DataFrame) -> bytes:
+    return json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
 
 
-def test_unseen_category_and_missing_values_are_served(trained: Store) -> None:
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
-    rows = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(3)
-    odd = rows.assign(ocean_proximity="ON MARS", total_rooms=float("nan"))
-    assert model.predict(odd).shape == (3,)
+def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_the_alias(
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = trained.copy(tmp_path / "store")
+    use_store(store, monkeypatch)
+    client = store.client
+    # a deliberately degraded model: a heavily regularised linear model only
+    degraded = f"{FAST_OPTIONS} models.candidates=[lasso] models.zoo.lasso.fast.alpha=[100000.0]"
+    again = store.mlflow_run(hydra=degraded)
+    assert "[features] cached" in again.stdout and "[select] running" in again.stdout
+    assert version(store, "challenger") == "2" and version(store, "champion") == "1"
+    v2 = client.get_model_version(MODEL, "2")
+    assert v2.tags["promotion.verdict"] == "hold" and "does not beat champion v1" in v2.tags["promotion.reason"]
 
-
-def test_serving_follows_the_champion_alias_after_promotion_and_rollback(trained: Store) -> None:
-    """`make serve` resolves @champion when it starts: after a promotion or a rollback, a
-    restarted server serves the version the alias points at (v2 is the degraded model above)."""
-    rows = pd.read_csv(trained.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(50)
-    body = json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
+    table = pd.read_csv(store.env["HOUSING_DATA_SOURCE"])
+    rows = table.drop(columns="median_house_value").head(200)
     expected = {v: list(mlflow.pyfunc.load_model(f"models:/{MODEL}/{v}").predict(rows)) for v in ("1", "2")}
     assert expected["1"] != pytest.approx(expected["2"], rel=1e-3), "the two versions must be told apart"
+    odd = rows.head(5).assign(ocean_proximity="ON MARS", total_rooms=float("nan"))
+    odd_expected = list(mlflow.pyfunc.load_model(f"models:/{MODEL}/1").predict(odd))
 
-    def served() -> list[float]:
-        with serving(trained) as url:
-            status, answer = post(url, body)
+    # the served champion (v1) scores rows as the registered model does and rejects bad input
+    with serving(store) as url:
+        status, body = post(url, frame_body(rows))
         assert status == 200
-        return answer["predictions"]
+        predictions = body["predictions"]
+        assert len(predictions) == 200 and all(10_000 < p < 1_000_000 for p in predictions)
+        assert predictions == pytest.approx(expected["1"], rel=1e-9)
+        status, body = post(url, frame_body(odd))
+        assert status == 200 and all(math.isfinite(p) for p in body["predictions"])
+        assert body["predictions"] == pytest.approx(odd_expected, rel=1e-9)
+        assert post(url, b"{not json")[0] == 400
+        assert post(url, frame_body(rows.drop(columns="median_income")))[0] == 400
+        text = rows.astype({"median_income": object})
+        text.loc[text.index[0], "median_income"] = "lots"
+        assert post(url, frame_body(text))[0] == 400
 
-    assert version(trained, "champion") == "1"
-    assert served() == pytest.approx(expected["1"], rel=1e-9)
-    trained.mlflow_run("-e", "promote", "-P", "version=2", "-P", "force=true")
-    assert served() == pytest.approx(expected["2"], rel=1e-9)
-    trained.mlflow_run("-e", "rollback")
-    assert version(trained, "champion") == "1"
-    assert served() == pytest.approx(expected["1"], rel=1e-9)
+    # the gate refuses v2; forcing promotes it; `make serve` resolves @champion when it starts
+    refused = store.mlflow_run("-e", "promote", "-P", "version=2", check=False)
+    assert refused.returncode != 0 and "gate refused v2" in refused.stderr
+    assert version(store, "champion") == "1"
+    store.mlflow_run("-e", "promote", "-P", "version=2", "-P", "force=true")
+    assert version(store, "champion") == "2"
+    with serving(store) as url:
+        status, body = post(url, frame_body(rows))
+    assert status == 200 and body["predictions"] == pytest.approx(expected["2"], rel=1e-9)
+
+    # rollback points champion back at v1, and a restarted server serves it again
+    store.mlflow_run("-e", "rollback")
+    assert version(store, "champion") == "1"
+    assert json.loads(client.get_registered_model(MODEL).tags["champion_history"]) == ["1"]
+    with serving(store) as url:
+        status, body = post(url, frame_body(rows))
+    assert status == 200 and body["predictions"] == pytest.approx(expected["1"], rel=1e-9)
+
+    # a champion set by hand (as in the UI) is what predict uses
+    client.set_registered_model_alias(MODEL, "champion", "2")
+    source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+    rows.head(20).to_csv(source, index=False)
+    store.mlflow_run("-e", "predict", "-P", f"input={source}", "-P", f"output={out}")
+    scored = pd.read_csv(out)
+    assert len(scored) == 20 and set(scored["model_version"].astype(str)) == {"2"}
+    assert list(scored["prediction"]) == pytest.approx(expected["2"][:20], rel=1e-9)

@@ -1,4 +1,5 @@
-"""Two sweep workers on one study, with trials that raise: the real `mlflow run` on the sample."""
+"""Two sweep workers on one study, with trials that raise: the real `mlflow run` on the sample,
+on a copy of the trained store (ingest to features are reused; select and sweep run)."""
 
 import itertools
 from pathlib import Path
@@ -8,7 +9,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from tests.conftest import FAST_OPTIONS, Store
+from tests.conftest import FAST_OPTIONS, Trained
 
 pytestmark = pytest.mark.e2e
 TRIALS = 8
@@ -19,13 +20,16 @@ RAISING_RIDGE = (
 )
 
 
-def test_two_workers_make_one_consistent_study_and_raising_trials_are_failed(store: Store, tmp_path: Path) -> None:
+def test_two_workers_make_one_consistent_study_and_raising_trials_are_failed(trained: Trained, tmp_path: Path) -> None:
+    store = trained.copy(tmp_path / "store")
     hydra = f"{FAST_OPTIONS} {RAISING_RIDGE} sweep.n_workers=2 sweep.n_trials={TRIALS} sweep.pruner=none"
-    store.mlflow_run("-P", "steps=sweep", hydra=hydra)
+    done = store.mlflow_run("-P", "steps=sweep", hydra=hydra)
+    assert "[features] cached" in done.stdout and "[select] running" in done.stdout
+    assert "[register]" not in done.stdout
 
+    sweep, _ = store.runs("sweep")  # the new one, then the trained store's
     storage = f"sqlite:///{Path(store.uri.removeprefix('sqlite:///')).parent / 'optuna' / 'studies.db'}"
-    (summary,) = optuna.get_all_study_summaries(storage)
-    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    study = optuna.load_study(study_name=sweep.data.params["study_name"], storage=storage)
     trials = study.trials
     assert sorted(t.number for t in trials) == list(range(TRIALS)), "no trial lost or run twice"
     spans = sorted((t.datetime_start, t.datetime_complete) for t in trials)
@@ -38,11 +42,14 @@ def test_two_workers_make_one_consistent_study_and_raising_trials_are_failed(sto
         expected = TrialState.FAIL if trial.params["alpha"] < 0 else TrialState.COMPLETE
         assert trial.state == expected, (trial.number, trial.params)
 
-    (sweep,) = store.runs("sweep")
     assert sweep.info.status == "FINISHED"
     assert sweep.data.metrics["trials_fail"] == len(raised)
     assert sweep.data.metrics["trials_complete"] == TRIALS - len(raised)
-    nested = {int(r.data.tags["housing.trial"]): r for r in store.runs() if "housing.trial" in r.data.tags}
+    nested = {
+        int(r.data.tags["housing.trial"]): r
+        for r in store.runs()
+        if "housing.trial" in r.data.tags and r.data.tags["mlflow.parentRunId"] == sweep.info.run_id
+    }
     assert sorted(nested) == list(range(TRIALS)), "one nested MLflow run per trial, from both workers"
     for trial in trials:
         run = nested[trial.number]

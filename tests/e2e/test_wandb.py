@@ -1,31 +1,30 @@
 """The W&B mirror: the real `mlflow run` in offline mode, checked by reading the offline run
 files (`run-<id>.wandb`) back, and the online mode's missing-key failure. Nothing here can
 reach a W&B server: offline mode opens no socket, WANDB_BASE_URL points at a closed loopback
-port, and HOME (hence ~/.netrc and wandb's caches) is a temporary folder."""
+port, and HOME (hence ~/.netrc and wandb's caches) is a temporary folder.
+
+The whole-pipeline mirror is checked on the session's trained store, which `make retrain`
+made with `wandb=offline` (tests/conftest.py); the mirror's pure parts are unit-tested in
+tests/integrations/test_wandb_mirror.py."""
 
 import json
-import os
 import struct
-import subprocess
-import sys
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from optuna.distributions import FloatDistribution
-from optuna.trial import TrialState, create_trial
 from wandb.proto import wandb_internal_pb2 as pb
 
-from housing_mlops.config.schema import WandbConfig
 from housing_mlops.data.source import sha256_file
 from housing_mlops.integrations import wandb_mirror as mirror
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.dag import STEPS
 from housing_mlops.tags import ERROR_TAG, KEY_TAG, UPSTREAM_TAG
-from tests.conftest import FAST_OPTIONS, ROOT, Store
+from tests.conftest import Store, Trained, wandb_env
+
+pytestmark = pytest.mark.e2e
 
 # --- reading an offline run file ------------------------------------------------------------
 # wandb 0.31 ships no Python reader for `.wandb` files (the old wandb.sdk.internal.datastore is
@@ -102,30 +101,21 @@ def offline_runs(wandb_dir: Path) -> list[OfflineRun]:
 
 def wandb_store(store: Store, tmp_path: Path, mode: str) -> Path:
     """Point every W&B location of `store`'s subprocesses into tmp_path; return WANDB_DIR."""
-    home, wandb_dir = tmp_path / "home", tmp_path / "wandb-dir"
-    home.mkdir()
-    wandb_dir.mkdir()
-    store.env.pop("WANDB_API_KEY", None)
-    store.env |= {
-        "WANDB_MODE": mode,
-        "WANDB_DIR": str(wandb_dir),
-        "HOME": str(home),  # no ~/.netrc, ~/.config/wandb, nor caches outside the test
-        "WANDB_BASE_URL": "http://127.0.0.1:9",  # should anything try the server: a closed local port
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "MPLCONFIGDIR": str(home / "mpl"),
-    }
+    wandb_dir = tmp_path / "wandb-dir"
+    env = wandb_env(store.env, tmp_path / "home", wandb_dir, mode)
+    store.env.clear()
+    store.env.update(env)
     return wandb_dir
 
 
 # --- end to end -----------------------------------------------------------------------------
 
 
-@pytest.mark.e2e
-def test_offline_mirror_of_every_step_and_trial(store: Store, tmp_path: Path) -> None:
-    # WANDB_MODE=disabled is what `make` exports: `wandb=offline` in the config must win.
-    wandb_dir = wandb_store(store, tmp_path, "disabled")
-    done = store.mlflow_run(hydra=f"{FAST_OPTIONS} wandb=offline")
-    assert "W&B offline run" in done.stdout and "warning: W&B" not in done.stderr
+def test_offline_mirror_of_every_step_and_trial(trained: Trained) -> None:
+    # the trained store's `make retrain` ran with WANDB_MODE=disabled (what `make` exports):
+    # `wandb=offline` in the config must win
+    store, wandb_dir = trained.store, trained.wandb_dir
+    assert "W&B offline run" in trained.stdout and "warning: W&B" not in trained.stderr
 
     (pipeline,) = [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
     group = pipeline.info.run_id
@@ -167,7 +157,7 @@ def test_offline_mirror_of_every_step_and_trial(store: Store, tmp_path: Path) ->
         assert sorted(c.path for c in artifact.manifest.contents) == sorted(digests) == sorted(STEPS[name].outputs)
         for content in artifact.manifest.contents:
             assert sha256_file(Path(content.local_path)) == digests[content.path]
-            assert Path(content.local_path).is_relative_to(tmp_path)
+            assert Path(content.local_path).is_relative_to(wandb_dir.parent)
     assert by_step["split"].config["split"] == {"test_size": 0.2, "seed": 42}
     assert by_step["sweep"].config["sweep"]["n_trials"] == 4
     assert by_step["ingest"].summary["rows"] == 2000
@@ -189,7 +179,6 @@ def test_offline_mirror_of_every_step_and_trial(store: Store, tmp_path: Path) ->
         assert not wb.artifacts
 
 
-@pytest.mark.e2e
 def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -> None:
     # WANDB_MODE=online in the environment must not override `wandb=offline` (no key is set)
     wandb_dir = wandb_store(store, tmp_path, "online")
@@ -225,7 +214,6 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     assert str(missing) in wb.notes and failed.data.tags[mirror.RUN_TAG] == f"housing-mlops/{wb.id}"
 
 
-@pytest.mark.e2e
 def test_online_without_api_key_fails_before_any_step(store: Store, tmp_path: Path) -> None:
     wandb_dir = wandb_store(store, tmp_path, "online")
     done = store.mlflow_run(hydra="wandb=online", check=False)
@@ -241,91 +229,3 @@ def test_online_without_api_key_fails_before_any_step(store: Store, tmp_path: Pa
     (launcher,) = store.runs()
     assert launcher.info.status == "FAILED" and "WANDB_API_KEY" in launcher.data.tags[ERROR_TAG]
     assert not any(wandb_dir.iterdir()), "nothing was written for W&B"
-
-
-# --- the mirror's pure parts ----------------------------------------------------------------
-
-
-def _trial(number: int, state: TrialState, **attrs: float) -> Any:
-    start = datetime(2026, 1, 1, 12, 0, 0)
-    trial = create_trial(
-        state=state,
-        value=0.2 if state == TrialState.COMPLETE else None,
-        params={"learning_rate": 0.1, "features.gamma": 1.5},
-        distributions={
-            "learning_rate": FloatDistribution(0.01, 1.0, log=True),
-            "features.gamma": FloatDistribution(0.3, 10.0),
-        },
-        user_attrs=attrs,
-        system_attrs={"fail_reason": "ValueError: boom"} if state == TrialState.FAIL else {},
-    )
-    trial.number = number
-    trial.datetime_start = start
-    trial.datetime_complete = None if state == TrialState.RUNNING else start + timedelta(seconds=3)
-    return trial
-
-
-def test_trial_specs_cover_finished_states_only() -> None:
-    trials = [
-        _trial(0, TrialState.COMPLETE, fold_0_wmape=0.21, cv_wmape=0.2, cv_rmse=50000.0),
-        _trial(1, TrialState.PRUNED, fold_0_wmape=0.4),
-        _trial(2, TrialState.FAIL),
-        _trial(3, TrialState.RUNNING),
-    ]
-    specs = mirror.trial_specs(trials, "pipe", "sweeprun", "study-x")
-    assert [(s.name, s.id, s.failed) for s in specs] == [
-        ("trial-000", "sweeprun-trial-000", False),
-        ("trial-001", "sweeprun-trial-001", False),
-        ("trial-002", "sweeprun-trial-002", True),
-    ]
-    complete, pruned, failed = specs
-    assert complete.summary == {
-        "fold_0_wmape": 0.21,
-        "cv_wmape": 0.2,
-        "cv_rmse": 50000.0,
-        "duration_s": 3.0,
-        "state": "COMPLETE",
-    }
-    assert pruned.summary == {"fold_0_wmape": 0.4, "duration_s": 3.0, "state": "PRUNED"}
-    assert failed.notes == "ValueError: boom" and failed.summary["state"] == "FAIL"
-    assert complete.config == {
-        "learning_rate": 0.1,
-        "features.gamma": 1.5,
-        "optuna": {"study": "study-x", "trial": 0, "sweep_run_id": "sweeprun"},
-    }
-    assert {s.group for s in specs} == {"pipe"} and {s.job_type for s in specs} == {mirror.TRIAL_JOB}
-
-
-def test_config_values_become_strict_json() -> None:
-    assert mirror.jsonable({"bins": [0.0, float("inf")], "x": (1, float("nan")), "k": None}) == {
-        "bins": [0.0, "inf"],
-        "x": [1, "nan"],
-        "k": None,
-    }
-
-
-def test_disabled_mirror_never_imports_wandb() -> None:
-    code = (
-        "import sys; from housing_mlops.integrations import wandb_mirror as mirror; "
-        "from housing_mlops.pipeline import runner; "
-        "from housing_mlops.config.schema import WandbConfig; "
-        "spec = mirror.RunSpec('i', 'n', 'j', 'g', {}, {}); "
-        "assert mirror.publish(WandbConfig('disabled', 'housing-mlops', None, None), [spec], 'x') == []; "
-        "assert 'wandb' not in sys.modules, 'wandb imported'"
-    )
-    env = {**os.environ, "WANDB_MODE": "offline"}
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-
-
-def test_wandb_error_is_one_warning(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")
-    cfg = WandbConfig(mode="offline", project="housing-mlops", entity=None, dir=str(tmp_path))
-    bad = mirror.RunSpec("a/b", "n", "j", "g", {}, {})  # W&B rejects '/' in a run id
-    good = mirror.RunSpec("ok-1", "n", "j", "g", {}, {})
-    assert mirror.publish(cfg, [bad, good], "the test runs") == []
-    (line,) = capsys.readouterr().err.strip().splitlines()
-    assert line.startswith("warning: W&B mirror of the test runs failed after 0 of 2 run(s) (UsageError")
