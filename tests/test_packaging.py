@@ -17,7 +17,8 @@ def test_conda_env_pins_match_pyproject() -> None:
     assert pinned == set(project["dependencies"])
     assert all("==" in dep for dep in project["dependencies"]), "every runtime dependency is pinned"
     python = next(d for d in conda["dependencies"] if isinstance(d, str) and d.startswith("python"))
-    assert python == "python=3.11" and project["requires-python"] == ">=3.11,<3.12"
+    assert python == "python=3.11"
+    assert project["requires-python"] == ">=3.11,<3.12"
 
 
 def test_mlproject_uses_conda_env_and_has_every_step() -> None:
@@ -43,7 +44,8 @@ def test_the_smoke_overrides_exist_once_in_the_smoke_profile() -> None:
     assert re.search(r"^SMOKE_HYDRA = profile=smoke\b", makefile, re.MULTILINE)
     assert 'hydra_options="$(SMOKE_HYDRA)"' in makefile.split("\nsmoke:", 1)[1].split("\n\n", 1)[0]
     assert conftest.FAST_OPTIONS == "profile=smoke"
-    assert '"profile=smoke' in bench and "Makefile" not in bench
+    assert '"profile=smoke' in bench
+    assert "Makefile" not in bench
     for name, text in (("Makefile", makefile), ("tests/conftest.py", inspect.getsource(conftest)), ("bench", bench)):
         assert [s for s in spelled if s in text] == [], name
 

@@ -72,13 +72,15 @@ def test_ci_runs_lint_tests_and_a_tiny_pipeline() -> None:
     ci = load("ci.yml")
     assert set(ci["on"]) == {"push", "pull_request"}
     assert ci["permissions"] == {"contents": "read"}
-    assert ci["concurrency"]["cancel-in-progress"] is True and "github.ref" in ci["concurrency"]["group"]
+    assert ci["concurrency"]["cancel-in-progress"] is True
+    assert "github.ref" in ci["concurrency"]["group"]
     (job,) = ci["jobs"].values()
     assert job["timeout-minutes"] <= 60
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs == ["make install", "make data", "make lint", "make test", "make smoke"]
     setup = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/setup-python"))
-    assert setup["with"]["cache"] == "pip" and setup["with"]["cache-dependency-path"] == "pyproject.toml"
+    assert setup["with"]["cache"] == "pip"
+    assert setup["with"]["cache-dependency-path"] == "pyproject.toml"
 
 
 def test_retrain_triggers_inputs_and_tracking() -> None:
@@ -107,4 +109,5 @@ def test_actions_are_pinned_by_commit_and_nothing_is_ignored(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
     for ref in re.findall(r"uses:\s*(\S+)", text):
         assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", ref), f"{ref} is not pinned to a full commit SHA"
-    assert "|| true" not in text and "continue-on-error" not in text
+    assert "|| true" not in text
+    assert "continue-on-error" not in text

@@ -108,7 +108,9 @@ def test_write_puts_json_and_markdown_in_out_and_the_table_in_the_readme(tmp_pat
     markdown = (s.out / "2026-01-02.md").read_text()
     assert "| compute floor: same fits, bare script (4 sweep trials)" in markdown
     text = readme.read_text()
-    assert "old" not in text and "compute floor: same fits" in text and text.startswith("# title\n")
+    assert "old" not in text
+    assert "compute floor: same fits" in text
+    assert text.startswith("# title\n")
 
 
 def test_write_of_a_quick_run_leaves_the_readme(tmp_path: Path) -> None:
@@ -133,7 +135,8 @@ def test_a_terminated_bench_takes_its_childs_whole_process_group_down(tmp_path: 
     bench = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT)
     deadline = time.monotonic() + 30
     while not pid_file.exists() or not pid_file.read_text().strip():
-        assert time.monotonic() < deadline and bench.poll() is None, "the child never started"
+        assert time.monotonic() < deadline, "the child never started"
+        assert bench.poll() is None, "the child exited early"
         time.sleep(0.05)
     grandchild = process_identity(int(pid_file.read_text()))  # pid-reuse safe, as the orchestrator's check
     assert process_alive(grandchild)
@@ -158,7 +161,8 @@ def test_quick_floor_writes_results_and_leaves_the_readme(sample_csv: Path, tmp_
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (result_file,) = out.glob("*.json")
     result = json.loads(result_file.read_text())
-    assert result["machine"]["quick"] is True and result["machine"]["cores"] >= 1
+    assert result["machine"]["quick"] is True
+    assert result["machine"]["cores"] >= 1
     floor = result["floor"]
     assert floor["mlflow_imported"] is False  # the floor is bare: no tracking stack loaded
     assert floor["sweep"]["trials_finished"] == 4  # sweep.n_trials of the smoke overrides

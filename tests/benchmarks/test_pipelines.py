@@ -92,4 +92,5 @@ def test_cold_result_without_sweep_or_register_metrics() -> None:
     record = {"steps": [{"step": "ingest", "status": "ran", "duration_s": 1.0, "run_s": 1.0, "metrics": {}}]}
     result = cold_result(2.0, record)
     assert result["sweep_trials_finished"] == 0
-    assert result["sweep_best_cv_wmape"] is None and result["test_wmape"] is None
+    assert result["sweep_best_cv_wmape"] is None
+    assert result["test_wmape"] is None

@@ -218,7 +218,9 @@ def test_render_of_a_quick_partial_run_with_a_failure() -> None:
     assert [row[0] for row in table(markdown, "measure")[1:]] == [
         "compute floor: same fits, bare script (20 sweep trials, same best CV and test wMAPE as the pipeline)"
     ]
-    assert "Per step" not in markdown and "Serving" not in markdown and "Sweep efficiency" not in markdown
+    assert "Per step" not in markdown
+    assert "Serving" not in markdown
+    assert "Sweep efficiency" not in markdown
     assert markdown.rstrip().endswith("**serving failed:** no champion")
 
 
@@ -227,4 +229,5 @@ def test_update_readme_fails_without_markers(tmp_path: Path) -> None:
     readme.write_text("# no markers\n")
     with pytest.raises(RuntimeError, match="markers"):
         update_readme(readme, "table")
-    assert README_START not in readme.read_text() and README_END not in readme.read_text()
+    assert README_START not in readme.read_text()
+    assert README_END not in readme.read_text()

@@ -16,7 +16,8 @@ def load(*overrides: str):
 
 
 def test_defaults_compose(cfg) -> None:
-    assert cfg.split.test_size == 0.2 and cfg.split.seed == 42
+    assert cfg.split.test_size == 0.2
+    assert cfg.split.seed == 42
     assert cfg.data.target == "median_house_value"
     assert cfg.data.features("geo") == ["longitude", "latitude"]
     assert "median_house_value" not in cfg.data.features()

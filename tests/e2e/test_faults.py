@@ -145,11 +145,13 @@ def assert_registry_consistent(store: Store) -> list:
     for version in found:
         assert version.tags.get(COMPLETE_TAG) == "complete", f"v{version.version} is half-registered"
         run = store.client.get_run(version.run_id)
-        assert run.info.status == "FINISHED" and run.data.tags["housing.model_version"] == str(version.version)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["housing.model_version"] == str(version.version)
     numbers = {str(v.version) for v in found}
     for name in (CHAMPION, CHALLENGER):
         holder = alias(store, name)
-        assert holder is not None and str(holder.version) in numbers, f"{name} points nowhere valid"
+        assert holder is not None, f"{name} points nowhere"
+        assert str(holder.version) in numbers, f"{name} points nowhere valid"
     return found
 
 
@@ -210,7 +212,8 @@ def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(trai
     assert "register" not in new_step_runs(store, before)
 
     rerun = store.mlflow_run(hydra=hydra)
-    assert "[select] cached" in rerun.stdout and "[sweep] running" in rerun.stdout
+    assert "[select] cached" in rerun.stdout
+    assert "[sweep] running" in rerun.stdout
     assert "interrupted pipeline(s) KILLED" in rerun.stderr
     runs = new_step_runs(store, before)
     assert store.client.get_run(killed_sweep.info.run_id).info.status == "KILLED"
@@ -224,15 +227,19 @@ def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(trai
     assert sum(t.datetime_complete is not None and t.datetime_complete < killed_when for t in study.trials) >= killed_at
 
     counts = {k: sweep.data.metrics[f"trials_{k}"] for k in ("complete", "pruned", "fail")}
-    assert sum(counts.values()) == TRIALS and counts["complete"] >= 1
+    assert sum(counts.values()) == TRIALS
+    assert counts["complete"] >= 1
     nested = [r for r in trial_runs(store) if r.data.tags["mlflow.parentRunId"] == sweep.info.run_id]
-    assert nested and {r.data.tags["housing.trial.state"] for r in nested} <= {"COMPLETE", "PRUNED", "FAIL"}
+    assert nested
+    assert {r.data.tags["housing.trial.state"] for r in nested} <= {"COMPLETE", "PRUNED", "FAIL"}
     # upstream steps were reused, not re-run; exactly one new registration, the challenger
-    assert set(runs) == {"sweep", "register"} and len(runs["register"]) == 1
+    assert set(runs) == {"sweep", "register"}
+    assert len(runs["register"]) == 1
     found = assert_registry_consistent(store)
     assert sorted(int(v.version) for v in found) == [1, 2]
     assert runs["register"][0].data.tags["housing.model_version"] == "2"
-    assert str(alias(store, CHALLENGER).version) == "2" and str(alias(store, CHAMPION).version) in {"1", "2"}
+    assert str(alias(store, CHALLENGER).version) == "2"
+    assert str(alias(store, CHAMPION).version) in {"1", "2"}
     assert_no_running_runs(store)
 
 
@@ -247,14 +254,16 @@ def test_sigkill_during_register_leaves_no_half_registered_version(trained: Trai
     )
     kill_group(process)
     (dangling,) = [v for v in versions(store) if int(v.version) != 1]
-    assert found[0].version == dangling.version and int(dangling.version) == 2
+    assert found[0].version == dangling.version
+    assert int(dangling.version) == 2
     # the kill landed between registration and the completion tag (the window under test)
     assert dangling.tags.get(COMPLETE_TAG) != "complete", "the kill came too late to leave a half-registered version"
     (killed_register,) = new_step_runs(store, before)["register"]
     assert killed_register.info.status == "RUNNING"
 
     rerun = store.mlflow_run(hydra=hydra)
-    assert "[sweep] cached" in rerun.stdout and "[register] running" in rerun.stdout
+    assert "[sweep] cached" in rerun.stdout
+    assert "[register] running" in rerun.stdout
     assert f"deleted half-registered version(s) {dangling.version} of {MODEL}" in rerun.stdout
     assert store.client.get_run(killed_register.info.run_id).info.status == "KILLED"
     found = assert_registry_consistent(store)  # the dangling version is gone, no duplicate
@@ -316,7 +325,8 @@ def test_unreachable_tracking_server_fails_fast_and_writes_nothing(
         assert done.returncode != 0, label
         assert elapsed < 45, f"{label}: took {elapsed:.0f} s to give up on {uri}"
         last = [line for line in done.stderr.strip().splitlines() if not line.startswith("make")][-1]
-        assert uri in last and "Connection refused" in last, f"{label}: {last}"
+        assert uri in last, f"{label}: {last}"
+        assert "Connection refused" in last, f"{label}: {last}"
     assert _project_state() == before, "something was written into the project"
     assert list(cwd.iterdir()) == [], "something was written into the working directory"
     assert not Path(store.uri.removeprefix("sqlite:///")).exists()
@@ -362,20 +372,24 @@ def test_read_only_artifact_store_fails_the_step_cleanly_and_is_not_cached(train
     assert code != 0
     lines = [line for line in err.splitlines() if line.startswith("error: [split]")]
     assert len(lines) == 1, err[-3000:]
-    assert str(artifacts) in lines[0] and ("Read-only file system" in lines[0] or "Permission denied" in lines[0])
+    assert str(artifacts) in lines[0]
+    assert "Read-only file system" in lines[0] or "Permission denied" in lines[0]
     assert "free space or fix permissions" in lines[0]
     assert "Traceback" not in err, err[-3000:]
     assert "step 'split' failed" in err
     runs = new_step_runs(store, before)
     (failed,) = runs["split"]
-    assert failed.info.status == "FAILED" and str(artifacts) in failed.data.tags["housing.error"]
+    assert failed.info.status == "FAILED"
+    assert str(artifacts) in failed.data.tags["housing.error"]
     assert "impute" not in runs, "a step after the failed one ran"
-    assert "ingest" not in runs and "[ingest] cached" in out
+    assert "ingest" not in runs
+    assert "[ingest] cached" in out
 
     # the disk is back: split runs again (its FAILED run is no cache entry), ingest is reused
     again = store.mlflow_run(*steps, hydra=hydra)
     assert f"[ingest] cached: reusing run {ingest.info.run_id}" in again.stdout
-    assert "[split] running" in again.stdout and "[impute] running" in again.stdout
+    assert "[split] running" in again.stdout
+    assert "[impute] running" in again.stdout
     runs = new_step_runs(store, before)
     assert [r.info.status for r in runs["split"]] == ["FINISHED", "FAILED"]
     assert runs["impute"][0].data.tags["housing.upstream.split"] == runs["split"][0].info.run_id

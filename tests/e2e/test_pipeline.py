@@ -50,7 +50,8 @@ def test_changed_settings_rerun_only_downstream_and_one_step_alone_finds_its_inp
     # steps=ingest with the cache off re-runs ingest only; same data gives the same digest
     store.mlflow_run("-P", "steps=ingest", hydra="pipeline.cache=false")
     reingest = step_runs(store, "ingest")
-    assert len(reingest) == 2 and len(step_runs(store, "split")) == 3
+    assert len(reingest) == 2
+    assert len(step_runs(store, "split")) == 3
     assert reingest[0].data.tags["housing.digest.raw.parquet"] == ingest.data.tags["housing.digest.raw.parquet"]
 
 
@@ -64,5 +65,7 @@ def test_step_alone_without_upstream_says_what_to_run(store: Store) -> None:
 def test_config_error_fails_before_any_step(store: Store) -> None:
     done = store.mlflow_run(hydra="split.tset_size=0.3", check=False)
     assert done.returncode != 0
-    assert "Key 'tset_size' not in 'SplitConfig'" in done.stderr and "split.tset_size" in done.stderr
-    assert step_runs(store, "ingest") == [] and step_runs(store, "split") == []
+    assert "Key 'tset_size' not in 'SplitConfig'" in done.stderr
+    assert "split.tset_size" in done.stderr
+    assert step_runs(store, "ingest") == []
+    assert step_runs(store, "split") == []

@@ -82,7 +82,8 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
 
     children = {r.data.tags["mlflow.parentRunId"] for r in store.runs() if "mlflow.parentRunId" in r.data.tags}
     candidates = [r for r in store.runs() if r.data.tags.get("mlflow.parentRunId") == steps["select"].info.run_id]
-    assert len(candidates) == 5 and steps["select"].info.run_id in children
+    assert len(candidates) == 5
+    assert steps["select"].info.run_id in children
     trials = [r for r in store.runs() if r.data.tags.get("mlflow.parentRunId") == steps["sweep"].info.run_id]
     assert len(trials) == 4
 
@@ -112,7 +113,8 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
     ):
         assert tag in v1.tags, tag
     assert v1.tags["hardware.target"] in {"cpu", "cpu-amx", "gpu", "tpu", "edge"}
-    assert 0 < float(v1.tags["test.wmape"]) < 1 and math.isfinite(float(v1.tags["test.rmse"]))
+    assert 0 < float(v1.tags["test.wmape"]) < 1
+    assert math.isfinite(float(v1.tags["test.rmse"]))
     info = mlflow.models.get_model_info(f"models:/{MODEL}/1")
     assert info.metadata["hardware"]["target"] == v1.tags["hardware.target"]
     assert {c["name"] for c in info.signature.inputs.to_dict()} >= {"total_bedrooms", "ocean_proximity"}
@@ -120,8 +122,10 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
     assert json.loads(Path(promotion).read_text())["promote"] is True
 
     first = trained.summary
-    assert "| register | ran |" in first and "Promotion verdict:** promote" in first
-    assert "Registered version:** `housing_price_model` v1 (new)" in first and "Hardware target:**" in first
+    assert "| register | ran |" in first
+    assert "Promotion verdict:** promote" in first
+    assert "Registered version:** `housing_price_model` v1 (new)" in first
+    assert "Hardware target:**" in first
 
 
 def test_nothing_changed_retrain_reuses_every_step_and_registers_nothing(trained: Trained, tmp_path: Path) -> None:
@@ -131,8 +135,10 @@ def test_nothing_changed_retrain_reuses_every_step_and_registers_nothing(trained
     assert "running" not in again.stdout
     assert len(store.client.search_model_versions(f"name='{MODEL}'")) == 1
     second = (tmp_path / "summary-2.md").read_text()
-    assert "Every step was cached" in second and "v1 (cached: nothing new registered)" in second
-    assert "Champion now:** v1" in second and version(store, "champion") == "1"
+    assert "Every step was cached" in second
+    assert "v1 (cached: nothing new registered)" in second
+    assert "Champion now:** v1" in second
+    assert version(store, "champion") == "1"
     # each reuse is recorded on the new parent run; no step has a second run
     newest = pipeline_runs(store)[0]
     assert newest.info.run_id != first.info.run_id
@@ -238,10 +244,13 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
     # a deliberately degraded model: a heavily regularised linear model only
     degraded = f"{FAST_OPTIONS} models.candidates=[lasso] models.zoo.lasso.fast.alpha=[100000.0]"
     again = store.mlflow_run(hydra=degraded)
-    assert "[features] cached" in again.stdout and "[select] running" in again.stdout
-    assert version(store, "challenger") == "2" and version(store, "champion") == "1"
+    assert "[features] cached" in again.stdout
+    assert "[select] running" in again.stdout
+    assert version(store, "challenger") == "2"
+    assert version(store, "champion") == "1"
     v2 = client.get_model_version(MODEL, "2")
-    assert v2.tags["promotion.verdict"] == "hold" and "does not beat champion v1" in v2.tags["promotion.reason"]
+    assert v2.tags["promotion.verdict"] == "hold"
+    assert "does not beat champion v1" in v2.tags["promotion.reason"]
 
     table = pd.read_csv(store.env["HOUSING_DATA_SOURCE"])
     rows = table.drop(columns="median_house_value").head(200)
@@ -255,10 +264,12 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
         status, body = post(url, frame_body(rows))
         assert status == 200
         predictions = body["predictions"]
-        assert len(predictions) == 200 and all(10_000 < p < 1_000_000 for p in predictions)
+        assert len(predictions) == 200
+        assert all(10_000 < p < 1_000_000 for p in predictions)
         assert predictions == pytest.approx(expected["1"], rel=1e-9)
         status, body = post(url, frame_body(odd))
-        assert status == 200 and all(math.isfinite(p) for p in body["predictions"])
+        assert status == 200
+        assert all(math.isfinite(p) for p in body["predictions"])
         assert body["predictions"] == pytest.approx(odd_expected, rel=1e-9)
         assert post(url, b"{not json")[0] == 400
         assert post(url, frame_body(rows.drop(columns="median_income")))[0] == 400
@@ -268,13 +279,15 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
 
     # the gate refuses v2; forcing promotes it; `make serve` resolves @champion when it starts
     refused = store.mlflow_run("-e", "promote", "-P", "version=2", check=False)
-    assert refused.returncode != 0 and "gate refused v2" in refused.stderr
+    assert refused.returncode != 0
+    assert "gate refused v2" in refused.stderr
     assert version(store, "champion") == "1"
     store.mlflow_run("-e", "promote", "-P", "version=2", "-P", "force=true")
     assert version(store, "champion") == "2"
     with serving(store) as url:
         status, body = post(url, frame_body(rows))
-    assert status == 200 and body["predictions"] == pytest.approx(expected["2"], rel=1e-9)
+    assert status == 200
+    assert body["predictions"] == pytest.approx(expected["2"], rel=1e-9)
 
     # rollback points champion back at v1, and a restarted server serves it again
     store.mlflow_run("-e", "rollback")
@@ -282,7 +295,8 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
     assert json.loads(client.get_registered_model(MODEL).tags["champion_history"]) == ["1"]
     with serving(store) as url:
         status, body = post(url, frame_body(rows))
-    assert status == 200 and body["predictions"] == pytest.approx(expected["1"], rel=1e-9)
+    assert status == 200
+    assert body["predictions"] == pytest.approx(expected["1"], rel=1e-9)
 
     # a champion set by hand (as in the UI) is what predict uses
     client.set_registered_model_alias(MODEL, "champion", "2")
@@ -290,5 +304,6 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
     rows.head(20).to_csv(source, index=False)
     store.mlflow_run("-e", "predict", "-P", f"input={source}", "-P", f"output={out}")
     scored = pd.read_csv(out)
-    assert len(scored) == 20 and set(scored["model_version"].astype(str)) == {"2"}
+    assert len(scored) == 20
+    assert set(scored["model_version"].astype(str)) == {"2"}
     assert list(scored["prediction"]) == pytest.approx(expected["2"][:20], rel=1e-9)

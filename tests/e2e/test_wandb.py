@@ -115,7 +115,8 @@ def test_offline_mirror_of_every_step_and_trial(trained: Trained) -> None:
     # the trained store's `make retrain` ran with WANDB_MODE=disabled (what `make` exports):
     # `wandb=offline` in the config must win
     store, wandb_dir = trained.store, trained.wandb_dir
-    assert "W&B offline run" in trained.stdout and "warning: W&B" not in trained.stderr
+    assert "W&B offline run" in trained.stdout
+    assert "warning: W&B" not in trained.stderr
 
     (pipeline,) = [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
     group = pipeline.info.run_id
@@ -143,7 +144,8 @@ def test_offline_mirror_of_every_step_and_trial(trained: Trained) -> None:
         assert Path(tags[mirror.DIR_TAG]) == wb.folder
         # config: the step's config sections and the upstream runs it read
         upstream = {k.removeprefix(UPSTREAM_TAG): v for k, v in tags.items() if k.startswith("housing.upstream.")}
-        assert wb.config["upstream"] == upstream and sorted(upstream) == sorted(STEPS[name].upstream)
+        assert wb.config["upstream"] == upstream
+        assert sorted(upstream) == sorted(STEPS[name].upstream)
         assert {"step", "upstream", "mlflow", "params", *STEPS[name].config} == set(wb.config)
         assert wb.config["mlflow"]["cache_key"] == tags[KEY_TAG]
         assert wb.config["params"] == mlflow_run.data.params
@@ -171,7 +173,8 @@ def test_offline_mirror_of_every_step_and_trial(trained: Trained) -> None:
         assert wb.summary.pop("state") == state
         assert wb.exit_code == (1 if state == "FAIL" else 0)
         assert wb.summary == pytest.approx(mlflow_trial.data.metrics)
-        assert "fold_0_wmape" in wb.summary and "duration_s" in wb.summary
+        assert "fold_0_wmape" in wb.summary
+        assert "duration_s" in wb.summary
         optuna_meta = wb.config.pop("optuna")
         assert optuna_meta["sweep_run_id"] == sweep.info.run_id
         assert optuna_meta["study"] == sweep.data.params["study_name"]
@@ -197,7 +200,8 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     (warning,) = [line for line in done.stderr.splitlines() if "W&B" in line]
     assert warning.startswith("warning: W&B mirror of step 'ingest' failed after 0 of 1 run(s)")
     again = store.runs("ingest")[0]
-    assert again.info.run_id != ingest.info.run_id and again.info.status == "FINISHED"
+    assert again.info.run_id != ingest.info.run_id
+    assert again.info.status == "FINISHED"
     assert mirror.RUN_TAG not in again.data.tags
     assert len(offline_runs(wandb_dir)) == 1
 
@@ -211,7 +215,8 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     assert failed.info.status == "FAILED"
     (wb,) = [r for r in offline_runs(wandb_dir) if r.id == failed.info.run_id]
     assert (wb.exit_code, wb.notes, wb.artifacts) == (1, failed.data.tags[ERROR_TAG], [])
-    assert str(missing) in wb.notes and failed.data.tags[mirror.RUN_TAG] == f"housing-mlops/{wb.id}"
+    assert str(missing) in wb.notes
+    assert failed.data.tags[mirror.RUN_TAG] == f"housing-mlops/{wb.id}"
 
 
 def test_online_without_api_key_fails_before_any_step(store: Store, tmp_path: Path) -> None:
@@ -219,13 +224,16 @@ def test_online_without_api_key_fails_before_any_step(store: Store, tmp_path: Pa
     done = store.mlflow_run(hydra="wandb=online", check=False)
     assert done.returncode != 0
     (line,) = [line for line in done.stderr.splitlines() if line.startswith("error:")]
-    assert "WANDB_API_KEY" in line and "wandb.mode" in line
+    assert "WANDB_API_KEY" in line
+    assert "wandb.mode" in line
     assert store.runs() == [], "no pipeline or step run was created"
 
     # a step run alone fails before its body too
     done = store.mlflow_run("-e", "ingest", "--experiment-name", "housing-mlops", hydra="wandb=online", check=False)
-    assert done.returncode != 0 and "WANDB_API_KEY" in done.stderr
+    assert done.returncode != 0
+    assert "WANDB_API_KEY" in done.stderr
     assert store.runs("ingest") == []
     (launcher,) = store.runs()
-    assert launcher.info.status == "FAILED" and "WANDB_API_KEY" in launcher.data.tags[ERROR_TAG]
+    assert launcher.info.status == "FAILED"
+    assert "WANDB_API_KEY" in launcher.data.tags[ERROR_TAG]
     assert not any(wandb_dir.iterdir()), "nothing was written for W&B"

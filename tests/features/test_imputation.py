@@ -116,7 +116,8 @@ def test_bad_imputer_config_names_the_key(spec: dict, pattern: str) -> None:
 def test_imputer_inputs_are_numeric_features_never_the_target(full_data, cfg) -> None:
     columns = list(imputer_inputs(full_data, cfg.data).columns)
     assert columns == cfg.data.features("numeric", "geo")
-    assert TARGET not in columns and "ocean_proximity" not in columns
+    assert TARGET not in columns
+    assert "ocean_proximity" not in columns
     with pytest.raises(SchemaError, match=r"\['latitude'\]"):
         imputer_inputs(full_data.drop(columns="latitude"), cfg.data)
 
@@ -132,7 +133,8 @@ def test_score_strategies_is_deterministic_and_ranks_sensibly(numeric: pd.DataFr
     assert not np.allclose(other["rmse_mean"], scores["rmse_mean"])
     rmse = scores.set_index("strategy")["rmse_mean"]
     # total_bedrooms follows households closely: neighbours beat a constant by far.
-    assert rmse["knn"] < rmse["median"] / 2 and rmse["iterative"] < rmse["median"] / 2
+    assert rmse["knn"] < rmse["median"] / 2
+    assert rmse["iterative"] < rmse["median"] / 2
     assert (scores["seconds"] > 0).all()
 
 
@@ -171,7 +173,8 @@ def test_score_strategies_rejects_an_unknown_strategy_before_any_work(numeric) -
 
 def test_nothing_missing_gives_no_scores(numeric: pd.DataFrame) -> None:
     scores = score_strategies(numeric.dropna(), FAST, n_folds=1, mask_fraction=0.1, seed=0)
-    assert scores.empty and list(scores.columns) == list(SCORE_COLUMNS)
+    assert scores.empty
+    assert list(scores.columns) == list(SCORE_COLUMNS)
     with pytest.raises(HousingError, match="no scores"):
         pick_winner(scores)
 

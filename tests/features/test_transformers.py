@@ -269,7 +269,8 @@ def test_cluster_similarity_weighted_by_target_really_uses_y(sample: pd.DataFram
     fitted = clusters(5, weighted_by_target=True).fit(coords, y)
     out = fitted.transform(coords)
     assert out.shape == (len(coords), 5)  # one similarity per centre, not an ordinal label
-    assert (out > 0).all() and (out <= 1).all()
+    assert (out > 0).all()
+    assert (out <= 1).all()
     assert list(fitted.get_feature_names_out()) == [f"cluster_{i}_similarity" for i in range(5)]
 
 

@@ -58,13 +58,15 @@ def test_trial_specs_cover_finished_states_only() -> None:
         "state": "COMPLETE",
     }
     assert pruned.summary == {"fold_0_wmape": 0.4, "duration_s": 3.0, "state": "PRUNED"}
-    assert failed.notes == "ValueError: boom" and failed.summary["state"] == "FAIL"
+    assert failed.notes == "ValueError: boom"
+    assert failed.summary["state"] == "FAIL"
     assert complete.config == {
         "learning_rate": 0.1,
         "features.gamma": 1.5,
         "optuna": {"study": "study-x", "trial": 0, "sweep_run_id": "sweeprun"},
     }
-    assert {s.group for s in specs} == {"pipe"} and {s.job_type for s in specs} == {mirror.TRIAL_JOB}
+    assert {s.group for s in specs} == {"pipe"}
+    assert {s.job_type for s in specs} == {mirror.TRIAL_JOB}
 
 
 def test_config_values_become_strict_json() -> None:

@@ -43,11 +43,13 @@ def test_without_missing_values_there_is_no_contest_and_median_is_used(cfg: Conf
 
 def test_the_contest_scores_only_columns_with_missing_values(cfg: Config, full_data: pd.DataFrame) -> None:
     train = full_data.sample(400, random_state=6)
-    assert train["total_bedrooms"].isna().any() and train.drop(columns="total_bedrooms").notna().all().all()
+    assert train["total_bedrooms"].isna().any()
+    assert train.drop(columns="total_bedrooms").notna().all().all()
     strategies = {k: v for k, v in cfg.impute.strategies.items() if k in ("median", "mean")}
     impute = dataclasses.replace(cfg.impute, strategies=strategies, folds=1)
     choice = choose_imputer(train, cfg.data, impute)
     assert sorted(choice.scores["strategy"]) == ["mean", "median"]
     assert choice.record["columns_with_missing"] == ["total_bedrooms"]
-    assert np.isfinite(choice.scores["rmse_mean"]).all() and (choice.scores["rmse_mean"] > 0).all()
+    assert np.isfinite(choice.scores["rmse_mean"]).all()
+    assert (choice.scores["rmse_mean"] > 0).all()
     assert choice.record["winner"] == choice.scores.loc[choice.scores["rmse_mean"].idxmin(), "strategy"]

@@ -29,9 +29,13 @@ def test_failing_and_slow_candidates_do_not_stop_the_others() -> None:
     ok = run_isolated("good", _rows, (0.2,), timeout_s=60)
     failed = run_isolated("bad", _raise, ("max_depth must be >= 1",), timeout_s=60)
     slow = run_isolated("slow", _sleep, (30.0,), timeout_s=1.0)
-    assert ok.status == "ok" and ok.best["cv_wmape"] == 0.2
-    assert failed.status == "failed" and failed.error.startswith("ValueError: max_depth must be >= 1")
-    assert slow.status == "timeout" and "select.candidate_timeout_s=1" in slow.error and slow.seconds < 10
+    assert ok.status == "ok"
+    assert ok.best["cv_wmape"] == 0.2
+    assert failed.status == "failed"
+    assert failed.error.startswith("ValueError: max_depth must be >= 1")
+    assert slow.status == "timeout"
+    assert "select.candidate_timeout_s=1" in slow.error
+    assert slow.seconds < 10
     board = leaderboard([failed, slow, ok])
     assert list(board["family"]) == ["good", "bad", "slow"]
     assert winner(board)["family"] == "good"
@@ -64,9 +68,11 @@ def test_a_real_family_fails_alone_in_its_process(cfg, sample_csv: Path, tmp_pat
     broken = type(broken)(estimator=broken.estimator, fixed={"max_depth": -3}, fast={"min_samples_leaf": [5]})
     args = (broken, "fast", spec, X, y, 2, 0, 1, str(tmp_path))
     result = run_isolated("decision_tree", evaluate_grid, args, timeout_s=120)
-    assert result.status == "failed" and "max_depth" in result.error
+    assert result.status == "failed"
+    assert "max_depth" in result.error
     good = run_isolated("ridge", evaluate_grid, (cfg.models.zoo["ridge"], *args[1:]), timeout_s=120)
-    assert good.status == "ok" and len(good.rows) == len(cfg.models.zoo["ridge"].fast["alpha"])
+    assert good.status == "ok"
+    assert len(good.rows) == len(cfg.models.zoo["ridge"].fast["alpha"])
 
 
 def test_the_test_set_is_sealed_before_register(cfg, tmp_path: Path) -> None:
@@ -98,11 +104,14 @@ def test_the_selection_record_names_the_winner_and_the_runner_up(cfg) -> None:
     from housing_mlops.modeling.selection import selection_record
 
     board = leaderboard([_ok("ridge", 0.21), CandidateResult("lasso", "failed", 0.1, error="x"), _ok("ridge2", 0.2)])
-    assert list(board["family"]) == ["ridge2", "ridge", "lasso"] and list(board["rank"]) == [1, 2, 3]
+    assert list(board["family"]) == ["ridge2", "ridge", "lasso"]
+    assert list(board["rank"]) == [1, 2, 3]
     models = dataclasses.replace(cfg.models, candidates=["ridge"], zoo={"ridge2": cfg.models.zoo["ridge"]})
     record = selection_record(board, models, folds=4)
-    assert record["family"] == "ridge2" and record["estimator"] == "sklearn.linear_model.Ridge"
-    assert record["params"] == {"alpha": 0.2} and record["folds"] == 4
+    assert record["family"] == "ridge2"
+    assert record["estimator"] == "sklearn.linear_model.Ridge"
+    assert record["params"] == {"alpha": 0.2}
+    assert record["folds"] == 4
     assert record["cv"] == {"wmape": 0.2, "wmape_std": 0.01, "rmse": 200.0}
     assert record["why"] == "lowest mean CV wMAPE over 4 folds on train: 0.2000; next best ridge 0.2100"
 
@@ -124,7 +133,8 @@ def test_select_model_ranks_real_families_in_process(cfg, full_data: pd.DataFram
     assert [r.status for r in chosen.results] == ["ok", "ok"]
     assert len(chosen.results[0].rows) == len(cfg.models.zoo["ridge"].fast["alpha"])
     board = chosen.board
-    assert board["cv_wmape"].is_monotonic_increasing and 0 < board["cv_wmape"].iloc[0] < 1
+    assert board["cv_wmape"].is_monotonic_increasing
+    assert 0 < board["cv_wmape"].iloc[0] < 1
     assert chosen.record["family"] == board["family"].iloc[0] == chosen.best["family"]
     best = min(r.best["cv_wmape"] for r in chosen.results)
     assert chosen.record["cv"]["wmape"] == round(best, 6)

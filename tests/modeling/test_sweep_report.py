@@ -69,7 +69,8 @@ def test_the_record_holds_the_best_trial_on_top_of_the_grid_winner(study: optuna
         "sampler": "random",
         "folds": 3,
     }
-    assert record["grid_cv_wmape"] == 0.2 and record["select_cv_wmape"] == 0.25
+    assert record["grid_cv_wmape"] == 0.2
+    assert record["select_cv_wmape"] == 0.25
 
 
 def test_plots_need_two_distinct_complete_trials(study: optuna.Study) -> None:

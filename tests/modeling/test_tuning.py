@@ -53,7 +53,8 @@ def test_wilcoxon_pruner_sees_each_fold_value() -> None:
     worse = [0.50, 0.60, 0.70, 0.80, 0.90]
     study.optimize(scripted([[0.10] * 5, worse], "wilcoxon"), n_trials=2)
     pruned = study.trials[1]
-    assert pruned.state == TrialState.PRUNED and len(pruned.intermediate_values) < len(worse)
+    assert pruned.state == TrialState.PRUNED
+    assert len(pruned.intermediate_values) < len(worse)
     # each fold's own value, not the running mean the median pruner gets
     assert pruned.intermediate_values == {i: worse[i] for i in pruned.intermediate_values}
 
@@ -86,14 +87,17 @@ def test_a_trial_that_raises_is_recorded_failed_and_the_study_goes_on(tiny) -> N
     )
     study.optimize(objective, n_trials=8, catch=(Exception,))
     by_solver = {s: [t for t in study.trials if t.params["solver"] == s] for s in ("auto", "no-such-solver")}
-    assert by_solver["auto"] and by_solver["no-such-solver"], "the seeded draw covers both choices"
+    assert by_solver["auto"], "the seeded draw covers both choices"
+    assert by_solver["no-such-solver"], "the seeded draw covers both choices"
     for trial in by_solver["no-such-solver"]:
-        assert trial.state == TrialState.FAIL and trial.value is None
+        assert trial.state == TrialState.FAIL
+        assert trial.value is None
         assert tuning.failure_reason(trial).startswith("InvalidParameterError: The 'solver' parameter")
     for trial in by_solver["auto"]:
         assert trial.state == TrialState.COMPLETE
         assert trial.value == pytest.approx(trial.user_attrs["cv_wmape"])
-        assert 0 < trial.value < 1 and trial.user_attrs["cv_rmse"] > 0
+        assert 0 < trial.value < 1
+        assert trial.user_attrs["cv_rmse"] > 0
         assert set(trial.user_attrs) >= {f"fold_{i}_wmape" for i in range(FOLDS)}
     assert tuning.finished_trials(study) == 8
 
@@ -122,7 +126,8 @@ def test_stale_running_trials_are_failed_with_a_reason_before_a_resume(tmp_path)
     assert tuning.finished_trials(study) == 2
     assert tuning.fail_stale_trials(study._storage, study) == 1
     stale = study.trials[-1]
-    assert stale.state == TrialState.FAIL and tuning.failure_reason(stale).startswith("left running")
+    assert stale.state == TrialState.FAIL
+    assert tuning.failure_reason(stale).startswith("left running")
     assert tuning.finished_trials(study) == 3
 
 
@@ -133,7 +138,8 @@ def test_shares_add_up(total: int, workers: int, expected: list[int]) -> None:
 
 def test_threads_are_split_between_workers() -> None:
     assert tuning.threads_per_worker(1) is None, "one worker keeps OMP_NUM_THREADS and friends"
-    assert tuning.threads_per_worker(2) >= 1 and tuning.threads_per_worker(10_000) == 1
+    assert tuning.threads_per_worker(2) >= 1
+    assert tuning.threads_per_worker(10_000) == 1
 
 
 def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_features(cfg: Config) -> None:

@@ -22,7 +22,8 @@ def _holder(seconds: float) -> subprocess.Popen[str]:
     child = subprocess.Popen(
         [sys.executable, "-c", HOLD, str(ROOT), str(seconds)], stdout=subprocess.PIPE, text=True, env=os.environ
     )
-    assert child.stdout is not None and child.stdout.readline().strip() == "held"
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "held"
     return child
 
 
@@ -64,11 +65,13 @@ def test_a_tracking_store_has_its_own_locks(tmp_path: Path, monkeypatch: pytest.
 
 def test_process_identity_and_liveness() -> None:
     me = process_identity()
-    assert me is not None and process_alive(me) is True
+    assert me is not None
+    assert process_alive(me) is True
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     identity = process_identity(child.pid)
     child.wait(timeout=30)
-    assert identity is not None and process_alive(identity) is False
+    assert identity is not None
+    assert process_alive(identity) is False
     machine, pid, started = me.rsplit(":", 2)
     assert process_alive(f"{machine}:{pid}:{float(started) - 1!r}") is False  # the pid, reused by another process
     assert process_alive(f"another-machine:{pid}:{started}") is None

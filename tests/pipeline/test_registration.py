@@ -96,11 +96,14 @@ def test_first_version_is_complete_champion_and_predicts_like_the_fitted_model(
     _, _, X_test, _ = data
     model = Ridge(alpha=1e-6)
     version, verdict = register(client, reg, model, data)
-    assert version == "1" and verdict.promote and verdict.reason.endswith("no champion yet")
+    assert version == "1"
+    assert verdict.promote
+    assert verdict.reason.endswith("no champion yet")
     assert alias(client, reg, "champion") == alias(client, reg, "challenger") == "1"
     registered = client.get_model_version(reg.model_name, "1")
     assert registered.description == "card of v1"
-    assert registered.tags[store.COMPLETE_TAG] == "complete" and registered.tags["promotion.verdict"] == "promote"
+    assert registered.tags[store.COMPLETE_TAG] == "complete"
+    assert registered.tags["promotion.verdict"] == "promote"
     assert store.history(client, reg.model_name) == ["1"]
 
     served = mlflow.pyfunc.load_model(f"models:/{reg.model_name}@champion").predict(X_test)
@@ -122,13 +125,16 @@ def test_failure_after_the_version_exists_discards_it_and_keeps_the_champion(
     with pytest.raises(RuntimeError, match="disk full"):
         register(client, reg, Ridge(alpha=1e-6), data, record=failing)
     ((version, verdict),) = seen
-    assert version == "2" and verdict.promote, "the failure must come after a version the gate would promote"
+    assert version == "2"
+    assert verdict.promote, "the failure must come after a version the gate would promote"
     assert versions(client, reg) == ["1"]
     assert alias(client, reg, "champion") == alias(client, reg, "challenger") == "1"
     assert store.history(client, reg.model_name) == ["1"]
 
     again, verdict = register(client, reg, Ridge(alpha=1e-6), data)  # the retry goes through
-    assert verdict.promote and alias(client, reg, "champion") == again and versions(client, reg) == ["1", again]
+    assert verdict.promote
+    assert alias(client, reg, "champion") == again
+    assert versions(client, reg) == ["1", again]
 
 
 def test_gate_rescores_the_champion_on_the_challenger_s_test_set(
@@ -139,18 +145,24 @@ def test_gate_rescores_the_champion_on_the_challenger_s_test_set(
     register(client, reg, champion, data)
     version, verdict = register(client, reg, DummyRegressor(), data)
     champion_now = wmape(y_test, champion.predict(X_test))
-    assert not verdict.promote and verdict.champion == "1" and verdict.challenger == version == "2"
+    assert not verdict.promote
+    assert verdict.champion == "1"
+    assert verdict.challenger == version == "2"
     assert f"does not beat champion v1's {champion_now:.4f}" in verdict.reason
-    assert alias(client, reg, "champion") == "1" and alias(client, reg, "challenger") == "2"
+    assert alias(client, reg, "champion") == "1"
+    assert alias(client, reg, "challenger") == "2"
     held = client.get_model_version(reg.model_name, "2")
-    assert held.tags[store.COMPLETE_TAG] == "complete" and held.tags["promotion.verdict"] == "hold"
+    assert held.tags[store.COMPLETE_TAG] == "complete"
+    assert held.tags["promotion.verdict"] == "hold"
 
 
 def test_auto_promote_off_records_the_verdict_only(client: MlflowClient, reg: RegistryConfig, data) -> None:
     register(client, reg, DummyRegressor(), data)
     manual = dataclasses.replace(reg, auto_promote=False)
     version, verdict = register(client, manual, Ridge(alpha=1e-6), data)
-    assert verdict.promote and alias(client, reg, "champion") == "1" and alias(client, reg, "challenger") == version
+    assert verdict.promote
+    assert alias(client, reg, "champion") == "1"
+    assert alias(client, reg, "challenger") == version
 
 
 def test_discard_of_a_version_that_became_champion_gives_the_alias_back(
@@ -158,9 +170,11 @@ def test_discard_of_a_version_that_became_champion_gives_the_alias_back(
 ) -> None:
     register(client, reg, DummyRegressor(), data)
     register(client, reg, Ridge(alpha=1e-6), data)
-    assert alias(client, reg, "champion") == "2" and store.history(client, reg.model_name) == ["1", "2"]
+    assert alias(client, reg, "champion") == "2"
+    assert store.history(client, reg.model_name) == ["1", "2"]
     store.discard(client, reg.model_name, "2")
-    assert versions(client, reg) == ["1"] and alias(client, reg, "champion") == "1"
+    assert versions(client, reg) == ["1"]
+    assert alias(client, reg, "champion") == "1"
     assert store.history(client, reg.model_name) == ["1"]
 
 
@@ -186,7 +200,9 @@ def test_versions_of_dead_register_runs_are_pruned_and_running_ones_left(
         version, _ = register_version(
             client, reg, uri, challenger, X_test, y_test, lambda v, _: VersionRecord("", {}), warnings.append
         )
-    assert dead not in versions(client, reg) and live in versions(client, reg) and version in versions(client, reg)
+    assert dead not in versions(client, reg)
+    assert live in versions(client, reg)
+    assert version in versions(client, reg)
     assert f"deleted half-registered version(s) {dead} of {reg.model_name}" in caplog.text
     assert warnings == [
         f"{reg.model_name} version(s) {live} lack tag {store.COMPLETE_TAG} and their register run is still RUNNING "

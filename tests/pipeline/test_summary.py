@@ -40,16 +40,21 @@ def test_summary_of_a_new_then_a_cached_retraining(tmp_path: Path) -> None:
     experiment_id = ensure_experiment(client, "housing-mlops")
     _pipeline(client, experiment_id, "ran")
     first = retrain_summary(client, "housing-mlops", MODEL)
-    assert "| register | ran | 2.2 |" in first and "| wmape | 0.1234 | 0.1200 |" in first and "| rmse |  |" in first
+    assert "| register | ran | 2.2 |" in first
+    assert "| wmape | 0.1234 | 0.1200 |" in first
+    assert "| rmse |  |" in first
     assert "**Registered version:** `housing_price_model` v1 (new)" in first
-    assert "**Promotion verdict:** promote: first model" in first and "**Champion now:** v1" in first
+    assert "**Promotion verdict:** promote: first model" in first
+    assert "**Champion now:** v1" in first
     assert "Every step was cached" not in first
     _pipeline(client, experiment_id, "cached")
     second = retrain_summary(client, "housing-mlops", MODEL)
-    assert "Every step was cached" in second and "v1 (cached: nothing new registered)" in second
+    assert "Every step was cached" in second
+    assert "v1 (cached: nothing new registered)" in second
 
 
 def test_markdown_table_keeps_cells_as_given() -> None:
     lines = markdown_table([{"a": "1.50", "b": "`x`"}, {"a": "", "b": "y"}]).splitlines()
-    assert lines[0] == "| a | b |" and lines[2:] == ["| 1.50 | `x` |", "|  | y |"]
+    assert lines[0] == "| a | b |"
+    assert lines[2:] == ["| 1.50 | `x` |", "|  | y |"]
     assert set(lines[1]) == {"|", "-"}

@@ -55,7 +55,8 @@ def test_two_trials_start_from_the_grid_winner_and_record_the_best(tmp_path: Pat
     assert study.trials[1].params != study.trials[0].params
     record = outcome.record
     assert record["study"]["best_trial"] == study.best_trial.number
-    assert record["cv"]["wmape"] == round(study.best_value, 6) and 0 < study.best_value < 1
+    assert record["cv"]["wmape"] == round(study.best_value, 6)
+    assert 0 < study.best_value < 1
     assert record["grid_cv_wmape"] == round(study.trials[0].value, 6)
     assert record["params"]["alpha"] == study.best_params["alpha"]
     assert record["feature_spec"]["n_clusters"] == study.best_params["features.n_clusters"]
@@ -72,7 +73,8 @@ def test_a_rerun_resumes_the_study_and_runs_only_the_missing_trials(tmp_path: Pa
     storage = default_storage(tmp_path)
     first = [t.params for t in sweep_in(tmp_path, inputs, storage).study.trials]
     resumed = sweep_in(tmp_path, inputs, storage, n_trials=3)
-    assert [t.number for t in resumed.study.trials] == [0, 1, 2] and resumed.stale == 0
+    assert [t.number for t in resumed.study.trials] == [0, 1, 2]
+    assert resumed.stale == 0
     assert [t.params for t in resumed.study.trials[:2]] == first
     again = sweep_in(tmp_path, inputs, storage, n_trials=3)
     assert len(again.study.trials) == 3, "a finished study runs nothing more"
@@ -83,7 +85,8 @@ def test_without_a_terminal_each_trial_logs_one_line(tmp_path: Path, inputs, cap
         sweep_in(tmp_path, inputs, None)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("trial ")]
     assert len(lines) == 2
-    assert lines[0].startswith("trial 0 COMPLETE: CV wMAPE ") and "best" in lines[0]
+    assert lines[0].startswith("trial 0 COMPLETE: CV wMAPE ")
+    assert "best" in lines[0]
 
 
 def test_a_crashed_worker_fails_the_sweep_and_names_its_study(tmp_path: Path, inputs) -> None:

@@ -29,7 +29,8 @@ def test_linear_model_scores_and_segments_match_a_hand_computation(frames: tuple
 
     y = test[cfg.data.target].to_numpy()
     predicted = model.predict(test[cfg.data.features()])
-    assert np.isfinite(result.predicted).all() and result.predicted.index.equals(test.index)
+    assert np.isfinite(result.predicted).all()
+    assert result.predicted.index.equals(test.index)
     np.testing.assert_allclose(result.predicted.to_numpy(), predicted, rtol=1e-12)
     assert result.scores["wmape"] == pytest.approx(np.abs(y - predicted).sum() / np.abs(y).sum(), rel=1e-12)
     assert result.scores["rmse"] == pytest.approx(np.sqrt(np.mean((y - predicted) ** 2)), rel=1e-12)
@@ -56,7 +57,8 @@ def test_tree_model_reports_its_impurity_importances(frames: tuple, cfg: Config)
     assert result.importance_title.startswith("Impurity importance")
     assert list(result.importances.index) == list(model[:-1].get_feature_names_out())
     assert result.importances.sum() == pytest.approx(1.0)
-    assert np.isfinite(result.predicted).all() and result.scores["wmape"] < 0.4
+    assert np.isfinite(result.predicted).all()
+    assert result.scores["wmape"] < 0.4
 
 
 def test_segment_metric_names_are_valid_mlflow_keys() -> None:

@@ -63,7 +63,8 @@ def rows(text: str, first_cell: str) -> list[list[str]]:
 def test_card_names_model_data_and_verdict() -> None:
     text = card()
     assert text.startswith("## hgb (sklearn.ensemble.HistGradientBoostingRegressor)\n")
-    assert "Trained 2026-12-01 10:00 UTC on 16512 rows" in text and "(4128 rows)" in text
+    assert "Trained 2026-12-01 10:00 UTC on 16512 rows" in text
+    assert "(4128 rows)" in text
     assert "**Promotion gate:** promote: test wMAPE 0.1177 within bounds; no champion yet" in text
     assert "**Hardware target:** `cpu`: tree ensembles branch per row" in text
     assert "K = 40, gamma = 0.1235;\nimputer: knn." in text
@@ -96,7 +97,8 @@ def test_every_table_has_a_separator_under_its_header() -> None:
     lines = card().splitlines()
     headers = [i for i, line in enumerate(lines) if line.startswith("| ") and i + 1 < len(lines)]
     separators = [i for i, line in enumerate(lines) if re.fullmatch(r"\|(-+\|)+", line)]
-    assert len(separators) == 3 and all(i - 1 in headers for i in separators)
+    assert len(separators) == 3
+    assert all(i - 1 in headers for i in separators)
 
 
 def test_hold_verdict_and_dirty_tree_are_stated() -> None:
@@ -108,7 +110,8 @@ def test_hold_verdict_and_dirty_tree_are_stated() -> None:
 def test_missing_fields_read_n_a_instead_of_crashing() -> None:
     text = model_card({}, {}, {}, {}, {}, {}, {}, "now")
     assert text.startswith("## n/a (n/a)")
-    assert "**Promotion gate:** hold: n/a" in text and "Code: git `n/a`." in text
+    assert "**Promotion gate:** hold: n/a" in text
+    assert "Code: git `n/a`." in text
     assert "K = n/a, gamma = n/a;\nimputer: n/a." in text
     assert rows(text, "wmape") == [["wmape", "nan", "nan"]]
 

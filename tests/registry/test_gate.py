@@ -66,7 +66,9 @@ def test_every_failed_check_is_named_in_the_reason() -> None:
 
 def test_better_than_champion_by_the_margin_promotes() -> None:
     verdict = decide(contender("2", 0.125), contender("1", 0.25), CFG)
-    assert verdict.promote and verdict.champion == "1" and verdict.challenger == "2"
+    assert verdict.promote
+    assert verdict.champion == "1"
+    assert verdict.challenger == "2"
     assert verdict.reason == "test wMAPE 0.1250 within bounds; beats champion v1 (0.2500)"
     assert verdict.checks == dict.fromkeys(("max_wmape", "max_p95_latency_ms", "schema", "min_improvement"), True)
 
@@ -78,7 +80,8 @@ def test_improvement_exactly_min_improvement_promotes() -> None:
 def test_better_but_within_min_improvement_holds() -> None:
     verdict = decide(contender("2", 0.1875 + 1e-9), contender("1", 0.25), CFG)
     assert not verdict.promote
-    assert verdict.checks["min_improvement"] is False and verdict.checks["schema"] is True
+    assert verdict.checks["min_improvement"] is False
+    assert verdict.checks["schema"] is True
     assert "does not beat champion v1's 0.2500 by registry.min_improvement 0.0625" in verdict.reason
 
 
@@ -99,7 +102,8 @@ def test_signature_mismatch_holds_even_when_better() -> None:
     other = [{"name": "median_income", "type": "long", "required": True}]
     verdict = decide(contender("2", 0.0625, schema=other), contender("1", 0.25), CFG)
     assert not verdict.promote
-    assert verdict.checks["schema"] is False and verdict.checks["min_improvement"] is True
+    assert verdict.checks["schema"] is False
+    assert verdict.checks["min_improvement"] is True
     assert verdict.reason == "input schema differs from champion v1"
 
 

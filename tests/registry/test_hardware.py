@@ -56,9 +56,13 @@ def test_edge_budget_is_inclusive_and_each_limit_counts(cfg: Config, key: str) -
     over = {**SMALL, key: limits[key] * 1.01}
     on_device = deployment(cfg, on_device=True)
     fits = hardware.recommend(at_limit, PLAIN_HOST, "hgb", on_device)
-    assert fits.fits_edge and fits.target == "edge" and "edge budget met" in fits.rationale
+    assert fits.fits_edge
+    assert fits.target == "edge"
+    assert "edge budget met" in fits.rationale
     exceeds = hardware.recommend(over, PLAIN_HOST, "hgb", on_device)
-    assert not exceeds.fits_edge and exceeds.target == "cpu" and "edge budget not met" in exceeds.rationale
+    assert not exceeds.fits_edge
+    assert exceeds.target == "cpu"
+    assert "edge budget not met" in exceeds.rationale
 
 
 def test_rationale_quotes_the_measured_facts(cfg: Config) -> None:
@@ -91,7 +95,9 @@ def test_host_fingerprint_parses_proc_files(tmp_path: Path) -> None:
 
 def test_host_fingerprint_without_proc_files(tmp_path: Path) -> None:
     host = hardware.host_fingerprint(tmp_path / "none", tmp_path / "none")
-    assert host["isa"] == [] and host["memory_gb"] == 0.0 and host["cores"] >= 1
+    assert host["isa"] == []
+    assert host["memory_gb"] == 0.0
+    assert host["cores"] >= 1
 
 
 def test_measure_reports_size_and_ordered_latencies(tmp_path: Path) -> None:
@@ -101,7 +107,8 @@ def test_measure_reports_size_and_ordered_latencies(tmp_path: Path) -> None:
     profile = hardware.measure(tmp_path, lambda _: model, rows, single_row_calls=20, batch_size=100, batch_repeats=2)
     assert profile["size_mb"] == 1.0
     assert 0 < profile["latency_p50_ms"] <= profile["latency_p95_ms"] <= profile["latency_p99_ms"]
-    assert profile["batch_rows_per_s"] > 0 and profile["load_s"] >= 0
+    assert profile["batch_rows_per_s"] > 0
+    assert profile["load_s"] >= 0
 
 
 def test_metadata_and_tags_carry_the_same_facts(cfg: Config) -> None:
