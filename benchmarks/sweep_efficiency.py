@@ -60,7 +60,7 @@ def sweep_efficiency(settings: Settings, floor_result: dict[str, Any] | None, pl
             curve.append(min(done) if done else None)
 
         started = time.perf_counter()
-        study = floor.run_study(cfg, train, spec, selection, sampler, settings.sweep_trials, None, [record])
+        study = floor.run_study(cfg, train, spec, selection, sampler, settings.sweep_trials, None, [record]).study
         states = [t.state.name.lower() for t in study.trials]
         curves[sampler] = {
             "best_so_far": curve,
