@@ -165,7 +165,8 @@ def trial_specs(trials: Iterable[FrozenTrial], group: str, sweep_run_id: str, st
 
 def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published]:
     """Write each spec as a W&B run. Any W&B error is one warning on stderr and ends the
-    mirroring (later specs are skipped rather than each waiting on the same failure)."""
+    mirroring (later specs are skipped rather than each waiting on the same failure).
+    """
     if cfg.mode == "disabled" or not specs:
         return []
     done: list[Published] = []

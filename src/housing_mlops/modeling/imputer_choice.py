@@ -26,7 +26,8 @@ class ImputerChoice:
 
 def imputation_record(scores: pd.DataFrame, cfg: ImputeConfig) -> dict[str, Any]:
     """imputation.json: the strategy used (the winner, unless impute.strategy forces one) and the
-    scores without their timings, which vary run to run and stay out of the digested artifact."""
+    scores without their timings, which vary run to run and stay out of the digested artifact.
+    """
     winner = pick_winner(scores) if not scores.empty else FALLBACK
     chosen = winner if cfg.strategy == "auto" else cfg.strategy
     return {
@@ -41,7 +42,8 @@ def imputation_record(scores: pd.DataFrame, cfg: ImputeConfig) -> dict[str, Any]
 
 def choose_imputer(train: pd.DataFrame, data: DataConfig, cfg: ImputeConfig) -> ImputerChoice:
     """Score every strategy at reconstructing hidden known values of train's numeric and geo
-    columns (the target is never an input) and decide."""
+    columns (the target is never an input) and decide.
+    """
     features = train[data.features("numeric", "geo")]
     scores = score_strategies(features, cfg.strategies, cfg.folds, cfg.mask_fraction, cfg.seed)
     return ImputerChoice(scores, imputation_record(scores, cfg))

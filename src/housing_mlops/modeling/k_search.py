@@ -56,7 +56,8 @@ def scan_ks(cfg: FeaturesConfig) -> list[int]:
 def reference_model(seed: int) -> BaseEstimator:
     """The model that scores candidate K: sklearn's default HistGradientBoosting, seeded.
 
-    Deliberately untuned (not a zoo family): K is chosen before select, for any winner."""
+    Deliberately untuned (not a zoo family): K is chosen before select, for any winner.
+    """
     return HistGradientBoostingRegressor(random_state=seed)
 
 
@@ -84,7 +85,8 @@ def search_k(
     reference: BaseEstimator | None = None,
 ) -> KSearch:
     """Silhouette scan over `scan_ks(cfg)`, then (selection = cv) the reference model's CV wMAPE
-    of the full Pipeline for each of `cv_candidates`; `reference` defaults to `reference_model`."""
+    of the full Pipeline for each of `cv_candidates`; `reference` defaults to `reference_model`.
+    """
     weights = y if cfg.weighted_by_target else None
     scan = silhouette_scan(X[geo], scan_ks(cfg), cfg.silhouette_sample, cfg.seed, cfg.n_init, weights)
     best = best_silhouette_k(scan)
@@ -102,7 +104,8 @@ def search_k(
 
 def choose_features(cfg: Config, train: pd.DataFrame, imputer: Mapping[str, Any]) -> FeatureChoice:
     """The features step's work on train: the K search, the chosen spec, and a preview of its
-    first `features.preview_rows` rows transformed by the preprocessor fitted on all of train."""
+    first `features.preview_rows` rows transformed by the preprocessor fitted on all of train.
+    """
     data = cfg.data
     X, y = train[data.features()], train[data.target]
     chosen_imputer = {"strategy": imputer["strategy"], "params": imputer["params"]}

@@ -1,5 +1,6 @@
 """Model selection: each family's grid cross-validated on train, in an isolated process
-with a time limit, so one failing or slow family never stops the others."""
+with a time limit, so one failing or slow family never stops the others.
+"""
 
 import json
 import logging
@@ -225,7 +226,8 @@ def select_model(
 
     `isolated` runs each family in its own process under select.candidate_timeout_s (the step);
     without it a family runs in this process and its error propagates (the benchmark floor).
-    `on_candidate` sees each result as soon as it is known (the step logs a nested run)."""
+    `on_candidate` sees each result as soon as it is known (the step logs a nested run).
+    """
     results: list[CandidateResult] = []
     for i, family in enumerate(models.candidates, start=1):
         model = models.zoo[family]

@@ -1,6 +1,7 @@
 """The register step's library: the final fit and its one test scoring, the MLflow model with
 its hardware profile, and registration as a transaction that never leaves a half-registered
-version behind."""
+version behind.
+"""
 
 import dataclasses
 import json
@@ -62,7 +63,8 @@ class Registered:
 
 def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
     """Arguments of `mlflow.sklearn.save_model`/`log_model`: signature, example, pinned pip
-    requirements, the package as code, and skops with the Pipeline's own types trusted."""
+    requirements, the package as code, and skops with the Pipeline's own types trusted.
+    """
     return {
         "signature": infer_signature(X, model.predict(X.head(50))),
         "input_example": X.head(5),
@@ -75,7 +77,8 @@ def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
 
 def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame) -> Registered:
     """Fit the sweep's best Pipeline, score it once on the sealed test set, log it with its
-    hardware profile and register it through the promotion gate."""
+    hardware profile and register it through the promotion gate.
+    """
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
     model = fit_final(best, train, data)
@@ -121,7 +124,8 @@ def register_version(
     """Register `model_uri` as a new version, gate it against the champion, write `record`'s
     description and tags, set `challenger` (and `champion` on a promote verdict when
     `cfg.auto_promote`), and tag it complete last. Any failure on the way deletes the version
-    and gives `champion` back; return (version, verdict)."""
+    and gives `champion` back; return (version, verdict).
+    """
     name = cfg.model_name
     registry.ensure_model(client, name, MODEL_DESCRIPTION)
     deleted, left = registry.prune_incomplete(client, name)

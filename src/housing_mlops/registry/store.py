@@ -81,7 +81,8 @@ def is_complete(version: ModelVersion) -> bool:
 
 def discard(client: MlflowClient, name: str, version: str) -> None:
     """Delete a version that never completed; if it had already become champion, give
-    `champion` back to the previous one in the alias history (or to none)."""
+    `champion` back to the previous one in the alias history (or to none).
+    """
     version = str(version)
     current = version_by_alias(client, name, CHAMPION)
     if current is not None and str(current.version) == version:
