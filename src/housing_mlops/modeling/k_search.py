@@ -1,5 +1,7 @@
-"""Choosing K for the geo clusters: a silhouette scan, then a reference model's CV wMAPE on a
-few candidate K values, and the spec of the chosen K.
+"""Choosing K for the geo clusters.
+
+A silhouette scan, then a reference model's CV wMAPE on a few candidate K values, and the spec of
+the chosen K.
 
 It lives in the modeling layer because the decision cross-validates a model.
 """
@@ -84,8 +86,11 @@ def search_k(
     spec_for: Callable[[int], FeatureSpec],
     reference: BaseEstimator | None = None,
 ) -> KSearch:
-    """Silhouette scan over `scan_ks(cfg)`, then (selection = cv) the reference model's CV wMAPE
-    of the full Pipeline for each of `cv_candidates`; `reference` defaults to `reference_model`.
+    """Search K: a silhouette scan, then (selection = cv) a CV comparison of the candidates.
+
+    The silhouette scan runs over `scan_ks(cfg)`; with selection = cv, the reference model's CV
+    wMAPE of the full Pipeline follows for each of `cv_candidates`. `reference` defaults to
+    `reference_model`.
     """
     weights = y if cfg.weighted_by_target else None
     scan = silhouette_scan(X[geo], scan_ks(cfg), cfg.silhouette_sample, cfg.seed, cfg.n_init, weights)
@@ -103,8 +108,10 @@ def search_k(
 
 
 def choose_features(cfg: Config, train: pd.DataFrame, imputer: Mapping[str, Any]) -> FeatureChoice:
-    """The features step's work on train: the K search, the chosen spec, and a preview of its
-    first `features.preview_rows` rows transformed by the preprocessor fitted on all of train.
+    """The features step's work on train: the K search, the chosen spec, and a preview.
+
+    The preview is the first `features.preview_rows` rows transformed by the preprocessor fitted on
+    all of train.
     """
     data = cfg.data
     X, y = train[data.features()], train[data.target]

@@ -1,5 +1,7 @@
-"""Model selection: each family's grid cross-validated on train, in an isolated process
-with a time limit, so one failing or slow family never stops the others.
+"""Model selection: each family's grid cross-validated on train.
+
+Each family runs in an isolated process with a time limit, so one failing or slow family never
+stops the others.
 """
 
 import json

@@ -1,6 +1,8 @@
-"""Running the Optuna sweep: the study in its storage (created or resumed), stale trials failed,
-the grid winner enqueued first, trials on one or several forked workers, a crashed worker
-turned into a SweepError, and the best_params.yaml record of the result.
+"""Running the Optuna sweep.
+
+The study in its storage (created or resumed), stale trials failed, the grid winner enqueued
+first, trials on one or several forked workers, a crashed worker turned into a SweepError, and the
+best_params.yaml record of the result.
 
 No MLflow here: the sweep step passes its MLflow trial logger as a callback, and the benchmark
 floor calls `run_sweep` in a bare process (it asserts mlflow was never imported).
@@ -34,8 +36,10 @@ _OPTUNA_TRIAL_LOG = "optuna.study._optimize"
 
 
 class _NoFailureWarnings(logging.Filter):
-    """Drops Optuna's two warnings (one with a traceback) for a failed trial: `log_trial` already
-    gives that trial its one line, with the error, which the trial also keeps as a user attribute.
+    """Drops Optuna's two warnings (one with a traceback) for a failed trial.
+
+    `log_trial` already gives that trial its one line, with the error, which the trial also keeps
+    as a user attribute.
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
