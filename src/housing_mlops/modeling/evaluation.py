@@ -75,7 +75,7 @@ def cross_validate(
 
 
 def segment_wmape(segments: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
-    """wMAPE and row count per value of each segment column (e.g. ocean_proximity)."""
+    """Weighted MAPE (wMAPE) and row count per value of each segment column (e.g. ocean_proximity)."""
     frame = segments.assign(_abs_err=np.abs(y_true.to_numpy() - y_pred), _abs_y=np.abs(y_true.to_numpy()))
     rows = []
     for column in segments.columns:
