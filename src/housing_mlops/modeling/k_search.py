@@ -65,7 +65,8 @@ def reference_model(seed: int) -> BaseEstimator:
 
 def best_silhouette_k(scan: pd.DataFrame) -> int:
     """The K of the highest silhouette (the first one on a tie)."""
-    return int(scan.loc[scan["silhouette"].idxmax(), "k"])
+    # pandas-stubs: .loc rejects the Hashable label idxmax is typed to return (a label of `scan`)
+    return int(scan.loc[scan["silhouette"].idxmax(), "k"])  # type: ignore[index, call-overload]
 
 
 def cv_candidates(cfg: FeaturesConfig, best_silhouette: int) -> list[int]:
@@ -75,7 +76,8 @@ def cv_candidates(cfg: FeaturesConfig, best_silhouette: int) -> list[int]:
 
 def decide_k(cv: pd.DataFrame, best_silhouette: int) -> int:
     """Lowest reference CV wMAPE (the first one on a tie); the silhouette best without a CV."""
-    return int(cv.loc[cv["cv_wmape"].idxmin(), "k"]) if not cv.empty else best_silhouette
+    # pandas-stubs: .loc rejects the Hashable label idxmin is typed to return (a label of `cv`)
+    return int(cv.loc[cv["cv_wmape"].idxmin(), "k"]) if not cv.empty else best_silhouette  # type: ignore[index, call-overload]
 
 
 def search_k(

@@ -193,7 +193,7 @@ def selection_record(board: pd.DataFrame, models: ModelsConfig, folds: int) -> d
         "family": best["family"],
         "estimator": models.zoo[best["family"]].estimator,
         "params": json.loads(best["params"]),
-        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in board if k.startswith("cv_")},
+        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in map(str, board.columns) if k.startswith("cv_")},
         "folds": folds,
         "why": f"lowest mean CV wMAPE over {folds} folds on train: {best['cv_wmape']:.4f}{runner_up}",
     }
