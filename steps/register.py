@@ -1,5 +1,7 @@
-"""Step `register`: fit the tuned Pipeline on train, score it once on the sealed test set,
-measure its hardware profile, register it and run the promotion gate."""
+"""Step `register`: fit the tuned Pipeline on train and score it once on the sealed test set.
+
+Then measure its hardware profile, register it and run the promotion gate.
+"""
 
 import logging
 import sys

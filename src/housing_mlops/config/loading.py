@@ -2,7 +2,7 @@
 
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
@@ -33,8 +33,9 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
         missing = sorted(OmegaConf.missing_keys(raw))
         if missing:
             raise ConfigError(_missing(missing[0]))
-        plain = OmegaConf.to_container(raw, resolve=True)
-        cfg = OmegaConf.to_object(raw)
+        # raw is structured by Config (base_config): to_container gives its dict, to_object a Config
+        plain = cast(dict[str, Any], OmegaConf.to_container(raw, resolve=True))
+        cfg = cast(Config, OmegaConf.to_object(raw))
     except (HydraException, OmegaConfBaseException) as exc:
         raise ConfigError(_one_line(exc)) from exc
     # Hydra lets `+key=value` add keys to a typed node; the dataclasses drop them silently.

@@ -1,5 +1,6 @@
-"""Typed config schema. Hydra composes config/; these dataclasses reject unknown keys and wrong
-types, and validate() rejects values out of range.
+"""Typed config schema for what Hydra composes from config/.
+
+These dataclasses reject unknown keys and wrong types, and validate() rejects values out of range.
 
 No default value is written here: config/*.yaml is the one home of every default. A section field
 has no default, so OmegaConf marks it missing and a key absent from the YAML fails at start-up,

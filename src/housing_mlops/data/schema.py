@@ -13,6 +13,7 @@ _DTYPES = {"float": "float64", "int": "int64", "str": "str"}
 
 
 def read_csv(path: Path) -> pd.DataFrame:
+    """Read the raw CSV; an empty or unreadable file is a DataSourceError naming the file."""
     try:
         return pd.read_csv(path)
     except pd.errors.EmptyDataError as exc:
@@ -23,6 +24,10 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def build_schema(data: DataConfig) -> pa.DataFrameSchema:
+    """The pandera schema of data.columns: coerced dtypes, nullability, range and category checks.
+
+    Not strict: columns the config does not declare are left to the caller.
+    """
     columns = {
         name: pa.Column(
             _DTYPES[col.dtype],

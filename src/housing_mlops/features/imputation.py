@@ -45,6 +45,11 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_neighbors: int) -> None:
+        """Keep the parameter as given (sklearn convention); it is checked at fit.
+
+        Args:
+            n_neighbors: how many neighbours KNNImputer averages over, in standardised units.
+        """
         self.n_neighbors = n_neighbors
 
     def fit(self, X: Any, y: Any = None) -> "ScaledKNNImputer":
@@ -70,6 +75,7 @@ class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
         return out
 
     def __sklearn_tags__(self) -> Tags:
+        """The estimator's sklearn tags: missing values (NaN) are allowed in the input."""
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags

@@ -109,9 +109,11 @@ def _plain_copy(value: Any) -> Any:
 
 
 def feature_spec_from_config(cfg: Config, **choices: Any) -> FeatureSpec:
-    """The spec config describes: column roles, ratios and log columns from cfg.data, cluster and
-    neighbour settings from cfg.features; `choices` give `imputer` and `n_clusters` (no config key
-    holds them) and may replace any other field, e.g. `seed` in a test.
+    """The feature spec the config describes.
+
+    Column roles, ratios and log columns come from cfg.data, cluster and neighbour settings from
+    cfg.features; `choices` give `imputer` and `n_clusters` (no config key holds them) and may
+    replace any other field, e.g. `seed` in a test.
     """
     roles = {"numeric", "geo", "categorical"}
     if roles & set(choices):

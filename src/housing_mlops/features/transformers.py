@@ -40,6 +40,11 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, ratios: Sequence[Mapping[str, Any]]) -> None:
+        """Keep the parameter as given (sklearn convention); it is checked at fit.
+
+        Args:
+            ratios: the ratios to compute, each {"name", "numerator", "denominator"}.
+        """
         self.ratios = ratios
 
     def fit(self, X: Any, y: Any = None) -> "RatioFeatures":
@@ -90,6 +95,7 @@ class RatioFeatures(TransformerMixin, BaseEstimator):
         return names.index(ref)
 
     def __sklearn_tags__(self) -> Tags:
+        """The estimator's sklearn tags: missing values (NaN) are allowed in the input."""
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True  # missing inputs give a NaN ratio, imputed downstream
         return tags
@@ -111,6 +117,15 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
         n_init: int,
         random_state: int | None,
     ) -> None:
+        """Keep the parameters as given (sklearn convention); they are checked at fit.
+
+        Args:
+            n_clusters: number of KMeans centres, one similarity column each.
+            gamma: the RBF kernel's gamma (larger: similarity falls off faster with distance).
+            weighted_by_target: weight rows by the target y when fitting KMeans.
+            n_init: KMeans runs with different centroid seeds; the best is kept.
+            random_state: KMeans seed (None: not reproducible).
+        """
         self.n_clusters = n_clusters
         self.gamma = gamma
         self.weighted_by_target = weighted_by_target
@@ -160,6 +175,11 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
     """
 
     def __init__(self, n_neighbors: Sequence[int]) -> None:
+        """Keep the parameter as given (sklearn convention); it is checked at fit.
+
+        Args:
+            n_neighbors: the k values, one output column each (integers >= 1).
+        """
         self.n_neighbors = n_neighbors
 
     def fit(self, X: Any, y: Any = None) -> "NeighborTargetFeatures":

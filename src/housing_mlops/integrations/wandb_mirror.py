@@ -1,5 +1,6 @@
-"""The optional W&B mirror: every step run, and every finished sweep trial, copied to a W&B
-run in the group of its pipeline run, with the step's digested outputs as a W&B artifact.
+"""The optional W&B mirror: every step run, and every finished sweep trial, copied to a W&B run.
+
+Each W&B run is in the group of its pipeline run, with the step's digested outputs as a W&B artifact.
 
 One-way and never a dependency: steps read nothing back from W&B, a W&B error is one warning
 on stderr (the step still finishes), and with `wandb.mode: disabled` wandb is not imported.
@@ -164,8 +165,11 @@ def trial_specs(trials: Iterable[FrozenTrial], group: str, sweep_run_id: str, st
 
 
 def publish(cfg: WandbConfig, specs: list[RunSpec], what: str) -> list[Published]:
-    """Write each spec as a W&B run. Any W&B error is one warning on stderr and ends the
-    mirroring (later specs are skipped rather than each waiting on the same failure)."""
+    """Write each spec as a W&B run.
+
+    Any W&B error is one warning on stderr and ends the mirroring (later specs are skipped rather
+    than each waiting on the same failure).
+    """
     if cfg.mode == "disabled" or not specs:
         return []
     done: list[Published] = []

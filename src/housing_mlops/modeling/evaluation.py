@@ -1,7 +1,8 @@
 """Cross-validation of a whole Pipeline (preprocessing + model) on the training data.
 
 Preprocessing is part of the cloned pipeline, so it is fitted inside each fold on that
-fold's training rows only."""
+fold's training rows only.
+"""
 
 import time
 from collections.abc import Callable, Iterator
@@ -57,7 +58,8 @@ def cross_validate(
 
     With `on_fold`, folds run in rounds of n_jobs, and after each round `on_fold(i, scores)` is
     called for its folds in order (for progress and pruning); an exception it raises stops the
-    remaining rounds."""
+    remaining rounds.
+    """
     splits = list(folds(len(X), n_folds, seed))
     round_size = n_jobs if on_fold is not None else len(splits)
     rows: list[dict[str, float]] = []
@@ -73,7 +75,7 @@ def cross_validate(
 
 
 def segment_wmape(segments: pd.DataFrame, y_true: pd.Series, y_pred: np.ndarray) -> pd.DataFrame:
-    """wMAPE and row count per value of each segment column (e.g. ocean_proximity)."""
+    """Weighted MAPE (wMAPE) and row count per value of each segment column (e.g. ocean_proximity)."""
     frame = segments.assign(_abs_err=np.abs(y_true.to_numpy() - y_pred), _abs_y=np.abs(y_true.to_numpy()))
     rows = []
     for column in segments.columns:

@@ -1,5 +1,6 @@
-"""Choosing the imputer: the contest of impute.strategies on train (target excluded), its
-winner, and imputation.json.
+"""Choosing the imputer: the contest of impute.strategies on train, its winner, and imputation.json.
+
+The contest runs on train with the target excluded.
 
 A model-selection decision like select's, on imputers; the contest itself (masking, scoring)
 is features.imputation's.
@@ -25,8 +26,11 @@ class ImputerChoice:
 
 
 def imputation_record(scores: pd.DataFrame, cfg: ImputeConfig) -> dict[str, Any]:
-    """imputation.json: the strategy used (the winner, unless impute.strategy forces one) and the
-    scores without their timings, which vary run to run and stay out of the digested artifact."""
+    """imputation.json: the strategy used and the scores without their timings.
+
+    The strategy used is the winner, unless impute.strategy forces one. The timings vary run to run
+    and stay out of the digested artifact.
+    """
     winner = pick_winner(scores) if not scores.empty else FALLBACK
     chosen = winner if cfg.strategy == "auto" else cfg.strategy
     return {
@@ -40,8 +44,11 @@ def imputation_record(scores: pd.DataFrame, cfg: ImputeConfig) -> dict[str, Any]
 
 
 def choose_imputer(train: pd.DataFrame, data: DataConfig, cfg: ImputeConfig) -> ImputerChoice:
-    """Score every strategy at reconstructing hidden known values of train's numeric and geo
-    columns (the target is never an input) and decide."""
+    """Score every strategy at reconstructing hidden known values, and decide.
+
+    The hidden values are known values of train's numeric and geo columns (the target is never an
+    input).
+    """
     features = train[data.features("numeric", "geo")]
     scores = score_strategies(features, cfg.strategies, cfg.folds, cfg.mask_fraction, cfg.seed)
     return ImputerChoice(scores, imputation_record(scores, cfg))

@@ -1,5 +1,7 @@
-"""Choosing K for the geo clusters: a silhouette scan, then a reference model's CV wMAPE on a
-few candidate K values, and the spec of the chosen K.
+"""Choosing K for the geo clusters.
+
+A silhouette scan, then a reference model's CV wMAPE on a few candidate K values, and the spec of
+the chosen K.
 
 It lives in the modeling layer because the decision cross-validates a model.
 """
@@ -56,13 +58,15 @@ def scan_ks(cfg: FeaturesConfig) -> list[int]:
 def reference_model(seed: int) -> BaseEstimator:
     """The model that scores candidate K: sklearn's default HistGradientBoosting, seeded.
 
-    Deliberately untuned (not a zoo family): K is chosen before select, for any winner."""
+    Deliberately untuned (not a zoo family): K is chosen before select, for any winner.
+    """
     return HistGradientBoostingRegressor(random_state=seed)
 
 
 def best_silhouette_k(scan: pd.DataFrame) -> int:
     """The K of the highest silhouette (the first one on a tie)."""
-    return int(scan.loc[scan["silhouette"].idxmax(), "k"])
+    # pandas-stubs: .loc rejects the Hashable label idxmax is typed to return (a label of `scan`)
+    return int(scan.loc[scan["silhouette"].idxmax(), "k"])  # type: ignore[index, call-overload]
 
 
 def cv_candidates(cfg: FeaturesConfig, best_silhouette: int) -> list[int]:
@@ -72,7 +76,8 @@ def cv_candidates(cfg: FeaturesConfig, best_silhouette: int) -> list[int]:
 
 def decide_k(cv: pd.DataFrame, best_silhouette: int) -> int:
     """Lowest reference CV wMAPE (the first one on a tie); the silhouette best without a CV."""
-    return int(cv.loc[cv["cv_wmape"].idxmin(), "k"]) if not cv.empty else best_silhouette
+    # pandas-stubs: .loc rejects the Hashable label idxmin is typed to return (a label of `cv`)
+    return int(cv.loc[cv["cv_wmape"].idxmin(), "k"]) if not cv.empty else best_silhouette  # type: ignore[index, call-overload]
 
 
 def search_k(
@@ -83,8 +88,12 @@ def search_k(
     spec_for: Callable[[int], FeatureSpec],
     reference: BaseEstimator | None = None,
 ) -> KSearch:
-    """Silhouette scan over `scan_ks(cfg)`, then (selection = cv) the reference model's CV wMAPE
-    of the full Pipeline for each of `cv_candidates`; `reference` defaults to `reference_model`."""
+    """Search K: a silhouette scan, then (selection = cv) a CV comparison of the candidates.
+
+    The silhouette scan runs over `scan_ks(cfg)`; with selection = cv, the reference model's CV
+    wMAPE of the full Pipeline follows for each of `cv_candidates`. `reference` defaults to
+    `reference_model`.
+    """
     weights = y if cfg.weighted_by_target else None
     scan = silhouette_scan(X[geo], scan_ks(cfg), cfg.silhouette_sample, cfg.seed, cfg.n_init, weights)
     best = best_silhouette_k(scan)
@@ -101,8 +110,11 @@ def search_k(
 
 
 def choose_features(cfg: Config, train: pd.DataFrame, imputer: Mapping[str, Any]) -> FeatureChoice:
-    """The features step's work on train: the K search, the chosen spec, and a preview of its
-    first `features.preview_rows` rows transformed by the preprocessor fitted on all of train."""
+    """The features step's work on train: the K search, the chosen spec, and a preview.
+
+    The preview is the first `features.preview_rows` rows transformed by the preprocessor fitted on
+    all of train.
+    """
     data = cfg.data
     X, y = train[data.features()], train[data.target]
     chosen_imputer = {"strategy": imputer["strategy"], "params": imputer["params"]}

@@ -1,5 +1,8 @@
-"""Model selection: each family's grid cross-validated on train, in an isolated process
-with a time limit, so one failing or slow family never stops the others."""
+"""Model selection: each family's grid cross-validated on train.
+
+Each family runs in an isolated process with a time limit, so one failing or slow family never
+stops the others.
+"""
 
 import json
 import logging
@@ -190,7 +193,7 @@ def selection_record(board: pd.DataFrame, models: ModelsConfig, folds: int) -> d
         "family": best["family"],
         "estimator": models.zoo[best["family"]].estimator,
         "params": json.loads(best["params"]),
-        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in board if k.startswith("cv_")},
+        "cv": {k.removeprefix("cv_"): round(float(best[k]), 6) for k in map(str, board.columns) if k.startswith("cv_")},
         "folds": folds,
         "why": f"lowest mean CV wMAPE over {folds} folds on train: {best['cv_wmape']:.4f}{runner_up}",
     }
@@ -225,7 +228,8 @@ def select_model(
 
     `isolated` runs each family in its own process under select.candidate_timeout_s (the step);
     without it a family runs in this process and its error propagates (the benchmark floor).
-    `on_candidate` sees each result as soon as it is known (the step logs a nested run)."""
+    `on_candidate` sees each result as soon as it is known (the step logs a nested run).
+    """
     results: list[CandidateResult] = []
     for i, family in enumerate(models.candidates, start=1):
         model = models.zoo[family]

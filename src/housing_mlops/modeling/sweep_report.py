@@ -1,6 +1,7 @@
 """What a finished study reports: best_params.yaml, trial counts, one line per trial, plots.
 
-Pure: a study in, plain data or matplotlib figures out."""
+Pure: a study in, plain data or matplotlib figures out.
+"""
 
 import dataclasses
 import logging
@@ -79,15 +80,20 @@ def trial_line(study: optuna.Study, trial: FrozenTrial) -> str:
 
 
 def log_trial(study: optuna.Study, trial: FrozenTrial) -> None:
-    """Optuna callback: `trial_line` as one record (the progress of a non-interactive run); a
-    failed trial's is a warning."""
+    """Optuna callback: `trial_line` as one record (the progress of a non-interactive run).
+
+    A failed trial's record is a warning.
+    """
     level = logging.WARNING if trial.state == TrialState.FAIL else logging.INFO
     log.log(level, trial_line(study, trial))
 
 
 def study_plots(study: optuna.Study) -> dict[str, Figure]:
-    """Optuna's optimization history, and with several distinct complete trials the parameter
-    importances and slice plots, keyed by artifact name."""
+    """Optuna's plots of the study, keyed by artifact name.
+
+    The optimization history always; with several distinct complete trials, also the parameter
+    importances and slice plots.
+    """
     from optuna.visualization import matplotlib as ovm
 
     plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history(study)}

@@ -1,5 +1,8 @@
-"""The Optuna sweep: search space from config, a CV objective that reports each fold for
-pruning, seeded samplers, and a study that resumes from its storage."""
+"""The Optuna sweep.
+
+Search space from config, a CV objective that reports each fold for pruning, seeded samplers, and
+a study that resumes from its storage.
+"""
 
 import dataclasses
 import os
@@ -47,8 +50,11 @@ def suggest(trial: optuna.Trial, space: dict[str, SpaceParam], prefix: str = "")
 
 
 def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[str, Any]:
-    """The values Optuna can enqueue: numbers clipped into [low, high] (a default of 0 on a
-    log scale becomes `low`), categories kept only when they are among the choices."""
+    """The values Optuna can enqueue, brought into the space.
+
+    Numbers are clipped into [low, high] (a default of 0 on a log scale becomes `low`); categories
+    are kept only when they are among the choices.
+    """
     clipped: dict[str, Any] = {}
     for name, value in values.items():
         p = space[name]
@@ -63,8 +69,11 @@ def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study storage at `url`. SQLite waits up to a minute for a lock instead of failing at
-    once: workers of one sweep (or two pipelines) write trials to the same file."""
+    """The study storage at `url`.
+
+    SQLite waits up to a minute for a lock instead of failing at once: workers of one sweep (or two
+    pipelines) write trials to the same file.
+    """
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
     return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
 
@@ -123,10 +132,12 @@ def cv_objective(
     memory: Any = None,
     n_jobs: int = 1,
 ) -> Callable[[optuna.Trial], float]:
-    """The study's objective: mean CV wMAPE of the full Pipeline with the trial's model and
-    feature parameters, on `base_params` (the grid winner's). Folds run `n_jobs` at a time and
-    each is reported for pruning after its round; the mean of every metric is kept as a
-    `cv_<metric>` user attribute."""
+    """The study's objective: mean CV wMAPE of the full Pipeline with the trial's parameters.
+
+    The trial's model and feature parameters go on `base_params` (the grid winner's). Folds run
+    `n_jobs` at a time and each is reported for pruning after its round; the mean of every metric
+    is kept as a `cv_<metric>` user attribute.
+    """
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, model.space)}
@@ -151,8 +162,10 @@ def cv_objective(
 
 def threads_per_worker(n_workers: int) -> int | None:
     """Native threads (OpenMP, BLAS) each of several workers may use: the cores split evenly.
+
     More threads than cores makes OpenMP spin against itself (HistGradientBoosting fits run
-    ~10x slower). One worker keeps the process's own setting (e.g. OMP_NUM_THREADS): None."""
+    ~10x slower). One worker keeps the process's own setting (e.g. OMP_NUM_THREADS): None.
+    """
     return None if n_workers == 1 else max(1, len(os.sched_getaffinity(0)) // n_workers)
 
 
@@ -187,8 +200,10 @@ def shares(total: int, workers: int) -> list[int]:
 
 
 def trials_frame(study: optuna.Study) -> pd.DataFrame:
-    """One row per trial; `value` only for complete trials (Optuna keeps a pruned trial's last
-    running mean there, which is not a CV score)."""
+    """One row per trial; `value` only for complete trials.
+
+    Optuna keeps a pruned trial's last running mean in `value`, which is not a CV score.
+    """
     frame = study.trials_dataframe(attrs=("number", "value", "state", "duration", "params", "user_attrs"))
     frame["value"] = frame["value"].where(frame["state"] == TrialState.COMPLETE.name)
     return frame.sort_values("number").reset_index(drop=True)
@@ -197,8 +212,11 @@ def trials_frame(study: optuna.Study) -> pd.DataFrame:
 def grid_point(
     model: ModelConfig, params: Mapping[str, Any], spec: FeatureSpec, feature_space: Mapping[str, SpaceParam]
 ) -> dict[str, Any]:
-    """The study's first trial: the grid winner exactly (its grid values, else the family's
-    fixed or default values, clipped into the space) with the spec's feature values."""
+    """The study's first trial: the grid winner exactly, with the spec's feature values.
+
+    The grid winner's values are its grid values, else the family's fixed or default values,
+    clipped into the space.
+    """
     winner = build_estimator(model, dict(params)).get_params()
     point = clip_to_space({k: winner[k] for k in model.space if k in winner}, model.space)
     return point | {f"{FEATURE_PREFIX}{k}": getattr(spec, k) for k in feature_space}

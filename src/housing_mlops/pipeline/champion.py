@@ -1,5 +1,8 @@
-"""The champion alias by hand and in use: manual promotion through the shared gate, rollback,
-and batch prediction with the version `champion` points at."""
+"""The champion alias by hand and in use.
+
+Manual promotion through the shared gate, rollback, and batch prediction with the version
+`champion` points at.
+"""
 
 import json
 from dataclasses import dataclass
@@ -63,8 +66,10 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def predict(client: MlflowClient, cfg: Config, source: Path, output: Path, model_uri: str = "") -> Scored:
-    """Score `source` with the champion (or `model_uri`) and write it with `prediction` and
-    `model_version` columns to `output` (.parquet, else CSV)."""
+    """Score `source` with the champion (or `model_uri`) and write it to `output`.
+
+    The output has `prediction` and `model_version` columns added, and is .parquet, else CSV.
+    """
     name = cfg.registry.model_name
     uri = model_uri or f"models:/{name}@{registry.CHAMPION}"
     frame = read_table(source)

@@ -1,5 +1,8 @@
-"""Coordination between pipelines on one machine: a lock per (step, cache key) and the
-identity of the process that drives a pipeline run, safe against pid reuse."""
+"""Coordination between pipelines on one machine.
+
+A lock per (step, cache key) and the identity of the process that drives a pipeline run, safe
+against pid reuse.
+"""
 
 import hashlib
 import logging
@@ -19,9 +22,11 @@ log = logging.getLogger(__name__)
 
 
 def process_identity(pid: int | None = None) -> str | None:
-    """`machine:pid:create-time` of a process on this machine, or None where it cannot be
-    read. Another process, even one reusing the pid later, never has the same identity;
-    another boot, container or machine never has the same prefix."""
+    """`machine:pid:create-time` of a process on this machine, or None where it cannot be read.
+
+    Another process, even one reusing the pid later, never has the same identity; another boot,
+    container or machine never has the same prefix.
+    """
     pid = os.getpid() if pid is None else pid
     try:
         started = psutil.Process(pid).create_time()
@@ -31,8 +36,11 @@ def process_identity(pid: int | None = None) -> str | None:
 
 
 def process_alive(identity: str | None) -> bool | None:
-    """Whether the process named by `process_identity` still runs; None when that cannot be
-    told from here (no identity, another machine or container, no permission)."""
+    """Whether the process named by `process_identity` still runs.
+
+    None when that cannot be told from here (no identity, another machine or container, no
+    permission).
+    """
     prefix = f"{_machine()}:"
     if not identity or not identity.startswith(prefix):
         return None
@@ -47,8 +55,10 @@ def process_alive(identity: str | None) -> bool | None:
 
 
 def _machine() -> str:
-    """This boot of this machine and this pid namespace: psutil names neither, and a pid (with
-    its create time) means one process only within them."""
+    """This boot of this machine and this pid namespace.
+
+    psutil names neither, and a pid (with its create time) means one process only within them.
+    """
     try:
         boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
         return f"{boot}-{os.stat('/proc/self/ns/pid').st_ino}"
@@ -58,8 +68,9 @@ def _machine() -> str:
 
 @contextmanager
 def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
-    """Hold an exclusive lock on (`step`, cache `key`) for this tracking store; look for a
-    cache hit again once it is held.
+    """Hold an exclusive lock on (`step`, cache `key`) for this tracking store.
+
+    Once the lock is held, look for a cache hit again.
 
     Two pipelines on one machine and store then never run the same step with the same
     inputs at once: the second waits and reuses the first's run. The kernel drops the lock

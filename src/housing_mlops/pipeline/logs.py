@@ -30,14 +30,14 @@ class _StepFormatter(logging.Formatter):
         return f"{prefix}{message}"
 
 
-class _Stream(logging.StreamHandler):  # type: ignore[type-arg]
+class _Stream(logging.StreamHandler):
     """Writes to sys.stdout or sys.stderr as they are at each record (pytest swaps them)."""
 
     def __init__(self, name: str) -> None:
         super().__init__()
         self._name = name
 
-    @property  # type: ignore[override]
+    @property
     def stream(self) -> TextIO:
         return getattr(sys, self._name)
 

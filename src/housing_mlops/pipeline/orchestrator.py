@@ -70,8 +70,10 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
 
 
 def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
-    """Mark KILLED the runs a killed pipeline left RUNNING: its parent run, its step runs and
-    their nested runs, and its `mlflow run` launcher run.
+    """Mark KILLED the runs a killed pipeline left RUNNING.
+
+    These are its parent run, its step runs and their nested runs, and its `mlflow run` launcher
+    run.
 
     Only pipelines whose driving process is known to be gone are touched (same machine and
     container, see `locks.process_alive`): a pipeline running concurrently, or one on

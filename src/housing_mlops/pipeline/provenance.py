@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def code_version(root: Path) -> dict[str, str]:
-    """git SHA of the project and whether the working tree has uncommitted changes."""
+    """The git SHA of the project and whether the working tree has uncommitted changes."""
     # two plumbing commands: GitPython would be a dependency for what `git` prints in one line
     try:
         sha = subprocess.run(

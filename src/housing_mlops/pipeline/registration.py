@@ -1,6 +1,8 @@
-"""The register step's library: the final fit and its one test scoring, the MLflow model with
-its hardware profile, and registration as a transaction that never leaves a half-registered
-version behind."""
+"""The register step's library.
+
+The final fit and its one test scoring, the MLflow model with its hardware profile, and
+registration as a transaction that never leaves a half-registered version behind.
+"""
 
 import dataclasses
 import json
@@ -61,8 +63,11 @@ class Registered:
 
 
 def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
-    """Arguments of `mlflow.sklearn.save_model`/`log_model`: signature, example, pinned pip
-    requirements, the package as code, and skops with the Pipeline's own types trusted."""
+    """Arguments of `mlflow.sklearn.save_model`/`log_model`.
+
+    Signature, example, pinned pip requirements, the package as code, and skops with the
+    Pipeline's own types trusted.
+    """
     return {
         "signature": infer_signature(X, model.predict(X.head(50))),
         "input_example": X.head(5),
@@ -74,8 +79,10 @@ def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
 
 
 def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame) -> Registered:
-    """Fit the sweep's best Pipeline, score it once on the sealed test set, log it with its
-    hardware profile and register it through the promotion gate."""
+    """Fit the sweep's best Pipeline, score it once on the sealed test set, and register it.
+
+    The model is logged with its hardware profile and registered through the promotion gate.
+    """
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
     model = fit_final(best, train, data)
@@ -118,10 +125,12 @@ def register_version(
     record: Callable[[str, Verdict], VersionRecord],
     warn: Callable[[str], None] = log.warning,
 ) -> tuple[str, Verdict]:
-    """Register `model_uri` as a new version, gate it against the champion, write `record`'s
-    description and tags, set `challenger` (and `champion` on a promote verdict when
-    `cfg.auto_promote`), and tag it complete last. Any failure on the way deletes the version
-    and gives `champion` back; return (version, verdict)."""
+    """Register `model_uri` as a new version, gated against the champion; return (version, verdict).
+
+    Write `record`'s description and tags, set `challenger` (and `champion` on a promote verdict
+    when `cfg.auto_promote`), and tag it complete last. Any failure on the way deletes the version
+    and gives `champion` back.
+    """
     name = cfg.model_name
     registry.ensure_model(client, name, MODEL_DESCRIPTION)
     deleted, left = registry.prune_incomplete(client, name)

@@ -1,6 +1,8 @@
-"""Running the Optuna sweep: the study in its storage (created or resumed), stale trials failed,
-the grid winner enqueued first, trials on one or several forked workers, a crashed worker
-turned into a SweepError, and the best_params.yaml record of the result.
+"""Running the Optuna sweep.
+
+The study in its storage (created or resumed), stale trials failed, the grid winner enqueued
+first, trials on one or several forked workers, a crashed worker turned into a SweepError, and the
+best_params.yaml record of the result.
 
 No MLflow here: the sweep step passes its MLflow trial logger as a callback, and the benchmark
 floor calls `run_sweep` in a bare process (it asserts mlflow was never imported).
@@ -34,8 +36,11 @@ _OPTUNA_TRIAL_LOG = "optuna.study._optimize"
 
 
 class _NoFailureWarnings(logging.Filter):
-    """Drops Optuna's two warnings (one with a traceback) for a failed trial: `log_trial` already
-    gives that trial its one line, with the error, which the trial also keeps as a user attribute."""
+    """Drops Optuna's two warnings (one with a traceback) for a failed trial.
+
+    `log_trial` already gives that trial its one line, with the error, which the trial also keeps
+    as a user attribute.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not re.match(r"Trial \d+ failed with ", record.getMessage())
@@ -74,7 +79,8 @@ def run_sweep(
     `selection` is selection.json (family, params, cv, folds). `storage_url` None keeps the study
     in memory (one worker, nothing to resume). `callbacks` run after every finished trial, in the
     worker that ran it. Optuna's progress bar is shown only when `progress_bar` (default: stderr
-    is a terminal); otherwise each finished trial logs one line."""
+    is a terminal); otherwise each finished trial logs one line.
+    """
     if storage_url is None and cfg.n_workers > 1:
         raise ConfigError(f"config key 'sweep.n_workers' = {cfg.n_workers} needs sweep.storage (workers share it)")
     memory = Memory(str(cache_dir), verbose=0)

@@ -1,5 +1,8 @@
-"""The sweep in MLflow: one nested run per finished trial, and the study's table, plots,
-storage file, params and metrics on the sweep step's run."""
+"""The sweep in MLflow.
+
+One nested run per finished trial, and the study's table, plots, storage file, params and metrics
+on the sweep step's run.
+"""
 
 import logging
 import time
@@ -25,8 +28,10 @@ RUN_STATUS = {
 
 
 def trial_logger(experiment_id: str, parent_run_id: str) -> Callable[[optuna.Study, FrozenTrial], None]:
-    """Optuna callback: each finished trial as a nested MLflow run of `parent_run_id` (works from
-    any worker process: it opens its own client, no active run needed)."""
+    """Optuna callback: each finished trial as a nested MLflow run of `parent_run_id`.
+
+    Works from any worker process: it opens its own client, no active run needed.
+    """
 
     def log_trial_run(study: optuna.Study, trial: FrozenTrial) -> None:
         client = mlflow.MlflowClient()
@@ -59,8 +64,11 @@ def trial_logger(experiment_id: str, parent_run_id: str) -> Callable[[optuna.Stu
 
 
 def log_study(study: optuna.Study, record: dict[str, Any], storage_url: str) -> None:
-    """On the active (sweep step) run: trials.csv, Optuna's plots, the SQLite study file, the
-    best trial's params, and the best score, trial counts and grid winner's score as metrics."""
+    """Log the study on the active (sweep step) run.
+
+    trials.csv, Optuna's plots, the SQLite study file, the best trial's params, and the best score,
+    trial counts and grid winner's score as metrics.
+    """
     mlflow.log_text(tuning.trials_frame(study).to_csv(index=False), "trials.csv")
     for name, figure in study_plots(study).items():
         mlflow.log_figure(figure, f"{name}.png")

@@ -23,15 +23,20 @@ def sqlite_path(uri: str) -> Path | None:
 
 
 def local_store_dir(root: Path) -> Path:
-    """Folder of the SQLite tracking store, or the project root for a remote store; local
-    state that must outlive a step (artifacts, Optuna studies) lives there."""
+    """Folder of the SQLite tracking store, or the project root for a remote store.
+
+    Local state that must outlive a step (artifacts, Optuna studies) lives there.
+    """
     database = sqlite_path(tracking_uri(root))
     return database.parent if database is not None else root
 
 
 def ensure_experiment(client: MlflowClient, name: str) -> str:
-    """Experiment id for `name`, created on first use. With a SQLite store, artifacts go to
-    `mlartifacts/` beside the database file rather than MLflow's default `./mlruns`."""
+    """Experiment id for `name`, created on first use.
+
+    With a SQLite store, artifacts go to `mlartifacts/` beside the database file rather than
+    MLflow's default `./mlruns`.
+    """
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)

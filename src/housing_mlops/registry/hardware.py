@@ -1,5 +1,8 @@
-"""Hardware-target metadata: what the registering host is, how the model behaves on it,
-and which silicon the deployment profile plus those facts point to."""
+"""Hardware-target metadata.
+
+What the registering host is, how the model behaves on it, and which silicon the deployment
+profile plus those facts point to.
+"""
 
 import os
 import platform
@@ -75,8 +78,11 @@ def measure(
     batch_size: int = 1000,
     batch_repeats: int = 5,
 ) -> dict[str, float]:
-    """Serialized size, load time, peak Python allocation, single-row latency percentiles
-    and batch throughput of the model saved at `model_dir`, loaded with `load`."""
+    """Measure the model saved at `model_dir`, loaded with `load`.
+
+    Serialized size, load time, peak Python allocation, single-row latency percentiles and batch
+    throughput.
+    """
     size = sum(p.stat().st_size for p in model_dir.rglob("*") if p.is_file())
     tracemalloc.start()
     started = time.perf_counter()

@@ -80,8 +80,11 @@ def is_complete(version: ModelVersion) -> bool:
 
 
 def discard(client: MlflowClient, name: str, version: str) -> None:
-    """Delete a version that never completed; if it had already become champion, give
-    `champion` back to the previous one in the alias history (or to none)."""
+    """Delete a version that never completed.
+
+    If it had already become champion, give `champion` back to the previous one in the alias
+    history (or to none).
+    """
     version = str(version)
     current = version_by_alias(client, name, CHAMPION)
     if current is not None and str(current.version) == version:
@@ -95,8 +98,9 @@ def discard(client: MlflowClient, name: str, version: str) -> None:
 
 
 def prune_incomplete(client: MlflowClient, name: str) -> tuple[list[str], list[str]]:
-    """Delete the versions a `register` run created and never completed because it died
-    (its run ended KILLED or FAILED without the completion tag); return (deleted, left).
+    """Delete the versions a `register` run created and never completed because it died.
+
+    Such a version's run ended KILLED or FAILED without the completion tag; return (deleted, left).
 
     A version whose run is still RUNNING is left alone: it may be registering right now in a
     concurrent pipeline, or its pipeline was killed somewhere its death cannot be told (see

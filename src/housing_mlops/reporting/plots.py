@@ -67,6 +67,7 @@ def predictions(y_true: pd.Series, y_pred: pd.Series) -> Figure:
 
 
 def importances(values: pd.Series, title: str) -> Figure:
+    """Horizontal bars of the 20 largest `values` (largest at the top), titled `title`."""
     top = values.sort_values().tail(20)
     fig, ax = plt.subplots(figsize=(7, 0.3 * len(top) + 1.2))
     ax.barh(top.index.astype(str), top.to_numpy())
