@@ -15,6 +15,7 @@ than its saved MLflow model.
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -34,11 +35,13 @@ from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling import k_search
 from housing_mlops.modeling.imputer_choice import choose_imputer
 from housing_mlops.modeling.selection import select_model
+from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.sweep import Callback, SweepOutcome, run_sweep
 from housing_mlops.registry import hardware
 from housing_mlops.registry.assessment import assess, fit_final
 
 ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -49,7 +52,7 @@ def timed(timings: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         timings[name] = round(time.perf_counter() - started, 3)
-        print(f"[floor] {name}: {timings[name]:.1f} s", flush=True)
+        log.info(f"{name}: {timings[name]:.1f} s")
 
 
 def ingest(cfg: Config, data_path: Path) -> pd.DataFrame:
@@ -162,6 +165,7 @@ def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line: run the floor and write its JSON result."""
+    logs.configure("floor")
     parser = argparse.ArgumentParser(prog="python -m benchmarks.floor", description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, required=True, help="the CSV the pipeline reads")
     parser.add_argument("--hydra-options", default="", help="the pipeline's Hydra overrides, in one string")
@@ -172,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg, _ = load_config(ROOT / "config", parse_overrides(args.hydra_options))
     result = run(cfg, args.data, args.trials)
     args.json.write_text(json.dumps(result, indent=2, default=str))
-    print(f"[floor] total {result['total_s']:.1f} s; best CV wMAPE {result['sweep']['best_cv_wmape']:.4f}")
+    log.info(f"total {result['total_s']:.1f} s; best CV wMAPE {result['sweep']['best_cv_wmape']:.4f}")
     return 0
 
 
