@@ -2,7 +2,6 @@
 test, a helper that runs the real `mlflow run` against it, and one trained store per test
 session that the registry, serving, fault and cache tests copy instead of re-training."""
 
-import fcntl
 import os
 import shutil
 import sqlite3
@@ -15,10 +14,13 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
+from filelock import FileLock
+from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.loading import load_config
 from housing_mlops.config.schema import Config
+from housing_mlops.data.source import sha256_file
 from housing_mlops.pipeline import logs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,8 +213,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, worker_i
     under a file lock in the directory all workers share; the others wait and read it."""
     shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
     root = shared / "trained"
-    with open(shared / "trained.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with FileLock(shared / "trained.lock"):
         if (root / "failed.txt").exists():
             pytest.fail(f"building the trained store failed in another worker:\n{(root / 'failed.txt').read_text()}")
         if not (root / "done").exists():
@@ -265,3 +266,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         if "trained" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.e2e)
             item.add_marker(pytest.mark.slow)
+
+
+def assert_digests_match(store: Store, run: Run, tmp_path: Path) -> None:
+    """Every artifact a run tags with a sha256 downloads with exactly that digest."""
+    digests = {
+        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
+    }
+    assert digests, f"run {run.info.run_id} has no digest tags"
+    for name, digest in digests.items():
+        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path / run.info.run_id))
+        assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"

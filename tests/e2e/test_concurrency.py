@@ -8,14 +8,13 @@ from pathlib import Path
 import pytest
 
 from housing_mlops.registry.store import CHAMPION
-from tests.conftest import Store, Trained, make_store
+from tests.conftest import Store, Trained, assert_digests_match, make_store
 from tests.e2e.test_faults import (
     LAST_BIT_NOISE,
     STEPS,
     TIMING_METRICS,
     alias,
     all_runs,
-    assert_digests_match,
     assert_no_running_runs,
     assert_registry_consistent,
     finish,

@@ -26,9 +26,8 @@ import pytest
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 
-from housing_mlops.data.source import sha256_file
 from housing_mlops.registry.store import CHALLENGER, CHAMPION, COMPLETE_TAG
-from tests.conftest import FAST_OPTIONS, MODEL, ROOT, SAMPLE_OPTIONS, Store, Trained
+from tests.conftest import FAST_OPTIONS, MODEL, ROOT, SAMPLE_OPTIONS, Store, Trained, assert_digests_match
 
 pytestmark = [pytest.mark.faults, pytest.mark.e2e]
 STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
@@ -153,16 +152,6 @@ def assert_registry_consistent(store: Store) -> list:
         assert holder is not None, f"{name} points nowhere"
         assert str(holder.version) in numbers, f"{name} points nowhere valid"
     return found
-
-
-def assert_digests_match(store: Store, run: Run, tmp_path: Path) -> None:
-    digests = {
-        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
-    }
-    assert digests, f"run {run.info.run_id} has no digest tags"
-    for name, digest in digests.items():
-        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path / run.info.run_id))
-        assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"
 
 
 def study_of(store: Store, sweep: Run | None = None) -> optuna.Study:

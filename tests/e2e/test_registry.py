@@ -22,8 +22,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from housing_mlops.data.source import sha256_file
-from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained, retrain
+from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained, assert_digests_match, retrain
 
 pytestmark = pytest.mark.e2e
 STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
@@ -43,16 +42,6 @@ def pipeline_runs(store: Store) -> list:
     return [r for r in store.runs() if r.data.tags.get("housing.pipeline") == "true"]
 
 
-def assert_artifacts_match_digests(store: Store, run, tmp_path: Path) -> None:
-    digests = {
-        k.removeprefix("housing.digest."): v for k, v in run.data.tags.items() if k.startswith("housing.digest.")
-    }
-    assert digests, f"run {run.info.run_id} has no digest tags"
-    for name, digest in digests.items():
-        path = store.client.download_artifacts(run.info.run_id, name, str(tmp_path / run.info.run_id))
-        assert sha256_file(Path(path)) == digest, f"{name} of run {run.info.run_id} does not match its tag"
-
-
 def test_pipeline_chains_steps_and_registers_a_documented_champion(
     trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,7 +55,7 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
     assert {r.data.tags["mlflow.parentRunId"] for r in steps.values()} == {parent.info.run_id}
     for name, run in steps.items():
         assert run.info.status == "FINISHED", name
-        assert_artifacts_match_digests(store, run, tmp_path)
+        assert_digests_match(store, run, tmp_path)
         assert parent.data.tags[f"housing.step.{name}"] == "ran"
         assert parent.data.tags[f"housing.step.{name}.run_id"] == run.info.run_id
     # each step reads the runs the orchestrator handed it
