@@ -125,6 +125,9 @@ def _user_facing_log_lines() -> None:
     logs.configure()
 
 
+_RUN_SCOPED_ENV = ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_RUN_ID")
+
+
 @pytest.fixture(autouse=True)
 def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """Every test gets its own SQLite store; nothing reaches ./mlflow.db or W&B servers."""
@@ -137,6 +140,10 @@ def _isolated_tracking(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
     yield
     while mlflow.active_run():
         mlflow.end_run()
+    # mlflow.set_experiment exports MLFLOW_EXPERIMENT_ID for child processes: a later test's
+    # `mlflow run` in this worker would inherit an experiment of another store
+    for name in _RUN_SCOPED_ENV:
+        os.environ.pop(name, None)
 
 
 @pytest.fixture
