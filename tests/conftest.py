@@ -7,6 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,6 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import pytest
-from filelock import FileLock
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
@@ -176,12 +176,19 @@ class Trained:
         return copy_store(self.store, dest)
 
 
-def retrain(store: Store, summary: Path, hydra: str = TRAINED_HYDRA, env: dict[str, str] | None = None):
+def retrain_command(
+    store: Store, summary: Path, hydra: str = TRAINED_HYDRA, env: dict[str, str] | None = None
+) -> tuple[list[str], dict[str, str]]:
     """Exactly what the retrain workflow runs: `make retrain`, with a job summary file."""
     venv = Path(sys.prefix)
     cmd = ["make", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", "retrain", f"HYDRA={hydra}"]
-    env = {**(env or store.env), "GITHUB_STEP_SUMMARY": str(summary)}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    return cmd, {**(env or store.env), "GITHUB_STEP_SUMMARY": str(summary)}
+
+
+def retrain(store: Store, summary: Path, hydra: str = TRAINED_HYDRA, env: dict[str, str] | None = None):
+    """Run `make retrain` to completion; fail with its output unless it succeeds."""
+    cmd, full_env = retrain_command(store, summary, hydra, env)
+    done = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     return done
 
@@ -202,36 +209,69 @@ def wandb_env(env: dict[str, str], home: Path, wandb_dir: Path, mode: str) -> di
     }
 
 
-def _build_trained(root: Path, sample_csv: Path) -> None:
+TRAINED_TIMEOUT_S = 900
+
+
+def _shared_dir(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Path:
+    """The folder every xdist worker of this session sees (a fresh one per session)."""
+    base = tmp_path_factory.getbasetemp()
+    return base if worker_id == "master" else base.parent
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _trained_build(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, worker_id: str
+) -> Iterator[subprocess.Popen | None]:
+    """Start building the trained store at session start, in the background, in the one worker
+    that claims it first: the other worker and this one run other tests meanwhile instead of
+    waiting for it. Nothing starts when no collected test uses `trained`."""
+    if not any("trained" in item.fixturenames for item in request.session.items):
+        yield None
+        return
+    root = _shared_dir(tmp_path_factory, worker_id) / "trained"
+    try:
+        root.mkdir()  # atomic: exactly one worker of the session claims the build
+    except FileExistsError:
+        yield None
+        return
+    sample = request.getfixturevalue("sample_csv")
     folder, wandb_dir = root / "store", root / "wandb-dir"
     folder.mkdir()
-    store = make_store(folder, sample_csv)
+    store = make_store(folder, sample)
     # WANDB_MODE=disabled is what `make` exports: `wandb=offline` in the config must win
-    env = wandb_env(store.env, root / "home", wandb_dir, "disabled")
-    done = retrain(store, root / "summary.md", env=env)
-    (root / "stdout.txt").write_text(done.stdout)
-    (root / "stderr.txt").write_text(done.stderr)
-    (root / "data.txt").write_text(str(sample_csv))
+    cmd, env = retrain_command(
+        store, root / "summary.md", env=wandb_env(store.env, root / "home", wandb_dir, "disabled")
+    )
+    (root / "data.txt").write_text(str(sample))
+    with open(root / "stdout.txt", "w") as out, open(root / "stderr.txt", "w") as err:
+        build = subprocess.Popen(cmd, env=env, stdout=out, stderr=err, text=True, start_new_session=True)
+    yield build
+    if build.poll() is None:  # the session ended first (-x, ^C): take the whole pipeline down
+        os.killpg(build.pid, 9)
+        build.wait()
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory: pytest.TempPathFactory, sample_csv: Path, worker_id: str) -> Trained:
-    """Built once per session even under pytest-xdist: the first worker to ask builds it
-    under a file lock in the directory all workers share; the others wait and read it."""
-    shared = tmp_path_factory.getbasetemp() if worker_id == "master" else tmp_path_factory.getbasetemp().parent
-    root = shared / "trained"
-    with FileLock(shared / "trained.lock"):
-        if (root / "failed.txt").exists():
-            pytest.fail(f"building the trained store failed in another worker:\n{(root / 'failed.txt').read_text()}")
-        if not (root / "done").exists():
-            shutil.rmtree(root, ignore_errors=True)
-            root.mkdir()
-            try:
-                _build_trained(root, sample_csv)
-            except BaseException as exc:
-                (root / "failed.txt").write_text(str(exc)[-8000:])
-                raise
+def trained(
+    tmp_path_factory: pytest.TempPathFactory, worker_id: str, _trained_build: subprocess.Popen | None
+) -> Trained:
+    """The store of one `make retrain` on the sample, built once per session even under
+    pytest-xdist; the worker that did not build it waits for the builder's `done` mark."""
+    root = _shared_dir(tmp_path_factory, worker_id) / "trained"
+    if _trained_build is not None:
+        code = _trained_build.wait(timeout=TRAINED_TIMEOUT_S)
+        if code != 0:
+            tails = f"{(root / 'stdout.txt').read_text()[-3000:]}\n{(root / 'stderr.txt').read_text()[-5000:]}"
+            (root / "failed.txt").write_text(f"make retrain exited {code}:\n{tails}")
+        else:
             (root / "done").touch()
+    deadline = time.monotonic() + TRAINED_TIMEOUT_S
+    while not (root / "done").exists():
+        if (root / "failed.txt").exists():
+            pytest.fail(f"building the trained store failed:\n{(root / 'failed.txt').read_text()}")
+        if time.monotonic() > deadline:
+            pytest.fail(f"the trained store was not built within {TRAINED_TIMEOUT_S} s")
+        time.sleep(0.5)
     folder = root / "store"
     return Trained(
         make_store(folder, Path((root / "data.txt").read_text())),  # the data the builder ran on
