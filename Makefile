@@ -21,7 +21,7 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 # a module's tests stay on one worker (they share its fixtures); the session's trained store is
 # built once for all workers (tests/conftest.py)
-TEST_DIST ?= --dist loadscope
+TEST_DIST ?= --dist loadscope --no-loadscope-reorder
 DATA_URL := https://raw.githubusercontent.com/ageron/handson-ml2/master/datasets/housing/housing.tgz
 DATA_SHA256 := 8a3727f4cf54ac1a327f69b1d5b4db54c5834ea81c6e4efc0d163300022a685e
 # Retraining knobs (the retrain workflow's inputs): sweep trials, steps to force, auto-promotion.

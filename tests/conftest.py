@@ -119,6 +119,42 @@ def make_store(directory: Path, data: Path) -> Store:
     return Store(uri, env)
 
 
+# Longest modules first. `make test` runs `--dist loadscope --no-loadscope-reorder`: xdist hands
+# whole modules to the two workers in this order, so the long ones start at once (beside the
+# trained store's background build) and the many short unit modules fill the gaps at the end.
+# xdist's default reorder (most tests first) would start the parametrised unit modules and
+# leave the few long end-to-end ones to the last minutes, one worker idle.
+LONGEST_FIRST = (
+    "e2e/test_concurrency.py",
+    "e2e/test_registry.py",
+    "e2e/test_faults.py",
+    "benchmarks/test_bench.py",
+    "e2e/test_pipeline.py",
+    "e2e/test_bad_inputs.py",
+    "e2e/test_wandb.py",
+    "e2e/test_sweep_workers.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark the tests that use the trained store; order the collection longest module first.
+
+    A test that uses the session's trained store depends on a whole `make retrain`: it is `e2e`
+    (a subprocess made its data) and `slow`, wherever it lives. The sort is stable: the order
+    within a module holds.
+    """
+    for item in items:
+        if "trained" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.e2e)
+            item.add_marker(pytest.mark.slow)
+
+    def rank(item: pytest.Item) -> int:
+        module = item.path.relative_to(ROOT / "tests").as_posix()
+        return LONGEST_FIRST.index(module) if module in LONGEST_FIRST else len(LONGEST_FIRST)
+
+    items.sort(key=rank)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def _user_facing_log_lines() -> None:
     """In-process library calls log as the steps do: `warning: ...` on stderr."""
@@ -304,15 +340,6 @@ def copy_store(source: Store, dest: Path) -> Store:
                     )
     db.close()
     return make_store(dest, Path(source.env["HOUSING_DATA_SOURCE"]))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the session's trained store depends on a whole `make retrain`: it is
-    `e2e` (a subprocess made its data) and `slow`, wherever it lives."""
-    for item in items:
-        if "trained" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.e2e)
-            item.add_marker(pytest.mark.slow)
 
 
 def assert_digests_match(store: Store, run: Run, tmp_path: Path) -> None:
