@@ -19,7 +19,7 @@ import pytest
 
 import housing_mlops.config
 import housing_mlops.features
-from housing_mlops.config import schema
+from housing_mlops.config import data, modeling, registry, schema
 from housing_mlops.config.loading import load_config
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.imputation import PARAMS, make_imputer
@@ -59,10 +59,15 @@ def _default(f: dataclasses.Field) -> Any:
 
 def test_every_schema_dataclass_is_reached_and_classified() -> None:
     sections, entries = schema_classes()
-    declared = {c for c in vars(schema).values() if inspect.isclass(c) and dataclasses.is_dataclass(c)}
+    declared = {
+        c
+        for module in (data, modeling, registry, schema)
+        for c in vars(module).values()
+        if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__
+    }
     assert sections | entries == declared
     assert not sections & entries
-    assert {schema.ColumnConfig, schema.SpaceParam, schema.ModelConfig} <= entries
+    assert {data.ColumnConfig, modeling.SpaceParam, modeling.ModelConfig} <= entries
 
 
 @pytest.mark.parametrize("cls", sorted(schema_classes()[0], key=lambda c: c.__name__), ids=lambda c: c.__name__)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from housing_mlops.config.schema import DownloadConfig
+from housing_mlops.config.data import DownloadConfig
 from housing_mlops.data.source import fetch, fingerprint, sha256_file, verify
 from housing_mlops.errors import DataSourceError
 

@@ -16,7 +16,7 @@ from sklearn.model_selection import KFold, cross_validate
 from sklearn.pipeline import Pipeline
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from housing_mlops.config.schema import ColumnConfig
+from housing_mlops.config.data import ColumnConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.preprocessing import build_preprocessor
 from housing_mlops.features.spec import FeatureSpec, feature_spec_from_config

@@ -4,7 +4,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from housing_mlops.config.schema import Config, ModelConfig
+from housing_mlops.config.modeling import ModelConfig
+from housing_mlops.config.schema import Config
 from housing_mlops.features.spec import feature_spec_from_config
 from housing_mlops.modeling import sweep_report, tuning
 

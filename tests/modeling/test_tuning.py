@@ -5,7 +5,8 @@ import pytest
 from optuna import create_study
 from optuna.trial import TrialState
 
-from housing_mlops.config.schema import Config, ModelConfig, SpaceParam
+from housing_mlops.config.modeling import ModelConfig, SpaceParam
+from housing_mlops.config.schema import Config
 from housing_mlops.features.spec import feature_spec_from_config
 from housing_mlops.modeling import tuning
 

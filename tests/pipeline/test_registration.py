@@ -14,7 +14,8 @@ from sklearn.base import RegressorMixin
 from sklearn.dummy import DummyRegressor
 from sklearn.linear_model import Ridge
 
-from housing_mlops.config.schema import Config, RegistryConfig
+from housing_mlops.config.registry import RegistryConfig
+from housing_mlops.config.schema import Config
 from housing_mlops.modeling.metrics import wmape
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.registration import VersionRecord, register_version, save_args

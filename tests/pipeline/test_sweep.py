@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from optuna.trial import TrialState
 
-from housing_mlops.config.schema import Config, SpaceParam
+from housing_mlops.config.modeling import SpaceParam
+from housing_mlops.config.schema import Config
 from housing_mlops.errors import SweepError
 from housing_mlops.features.spec import feature_spec_from_config
 from housing_mlops.modeling import tuning

@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LinearRegression
 
-from housing_mlops.config.schema import Config, DeploymentConfig, RuleConfig
+from housing_mlops.config.registry import DeploymentConfig, RuleConfig
+from housing_mlops.config.schema import Config
 from housing_mlops.errors import ConfigError
 from housing_mlops.registry import hardware
 

@@ -6,7 +6,7 @@ import pandas as pd
 import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
-from housing_mlops.config.schema import ColumnConfig, DataConfig
+from housing_mlops.config.data import ColumnConfig, DataConfig
 from housing_mlops.errors import DataSourceError, SchemaError
 
 _DTYPES = {"float": "float64", "int": "int64", "str": "str"}

@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlparse
 
 import tenacity
 
-from housing_mlops.config.schema import DownloadConfig
+from housing_mlops.config.data import DownloadConfig
 from housing_mlops.errors import DataSourceError
 
 ARCHIVES = (".tgz", ".tar.gz")

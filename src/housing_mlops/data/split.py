@@ -3,7 +3,7 @@
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from housing_mlops.config.schema import DataConfig, SplitConfig
+from housing_mlops.config.data import DataConfig, SplitConfig
 from housing_mlops.errors import SchemaError
 
 

@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils import Tags
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from housing_mlops.config.schema import DataConfig
+from housing_mlops.config.data import DataConfig
 from housing_mlops.errors import ConfigError, HousingError, SchemaError
 
 # Simplest first: pick_winner breaks ties in this order.

@@ -11,7 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from housing_mlops.config.schema import DataConfig, ImputeConfig
+from housing_mlops.config.data import DataConfig
+from housing_mlops.config.modeling import ImputeConfig
 from housing_mlops.features.imputation import pick_winner, score_strategies
 
 FALLBACK = "median"  # nothing is missing in train: no contest, the simplest strategy

@@ -16,7 +16,8 @@ from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.pipeline import Pipeline
 
-from housing_mlops.config.schema import Config, FeaturesConfig
+from housing_mlops.config.modeling import FeaturesConfig
+from housing_mlops.config.schema import Config
 from housing_mlops.features.clusters import silhouette_scan
 from housing_mlops.features.preprocessing import build_preprocessor
 from housing_mlops.features.spec import FeatureSpec, feature_spec_for

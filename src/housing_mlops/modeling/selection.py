@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 from joblib import Memory, parallel_config
 
-from housing_mlops.config.schema import ModelConfig, ModelsConfig, SelectConfig
+from housing_mlops.config.modeling import ModelConfig, ModelsConfig, SelectConfig
 from housing_mlops.errors import HousingError
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import cross_validate

@@ -12,7 +12,7 @@ import optuna
 from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 
-from housing_mlops.config.schema import ModelConfig
+from housing_mlops.config.modeling import ModelConfig
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.tuning import FINISHED, failure_reason, split_params, tuned_params
 

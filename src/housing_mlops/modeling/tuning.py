@@ -13,7 +13,7 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from housing_mlops.config.schema import ModelConfig, SpaceParam
+from housing_mlops.config.modeling import ModelConfig, SpaceParam
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import cross_validate

@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
-from housing_mlops.config.schema import ModelConfig
+from housing_mlops.config.modeling import ModelConfig
 from housing_mlops.features.preprocessing import build_preprocessor
 from housing_mlops.features.spec import FeatureSpec
 

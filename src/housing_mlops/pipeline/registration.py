@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 from sklearn.pipeline import Pipeline
 
 import housing_mlops
-from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.config.registry import RegistryConfig
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests

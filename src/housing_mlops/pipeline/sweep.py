@@ -23,7 +23,7 @@ from joblib import Memory
 from optuna.trial import FrozenTrial, TrialState
 from threadpoolctl import threadpool_limits
 
-from housing_mlops.config.schema import ModelConfig, SweepConfig
+from housing_mlops.config.modeling import ModelConfig, SweepConfig
 from housing_mlops.errors import ConfigError, SweepError
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling import tuning

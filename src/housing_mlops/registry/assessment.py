@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.pipeline import Pipeline
 
-from housing_mlops.config.schema import DataConfig
+from housing_mlops.config.data import DataConfig
 from housing_mlops.data.split import strata
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import segment_wmape

@@ -3,7 +3,7 @@
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.config.registry import RegistryConfig
 
 
 @dataclass(frozen=True)

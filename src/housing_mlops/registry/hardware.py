@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from housing_mlops.config.schema import DeploymentConfig
+from housing_mlops.config.registry import DeploymentConfig
 from housing_mlops.errors import ConfigError
 
 ISA_FLAGS = (

@@ -9,7 +9,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from housing_mlops.config.schema import RegistryConfig
+from housing_mlops.config.registry import RegistryConfig
 from housing_mlops.errors import HousingError
 from housing_mlops.modeling.metrics import wmape
 from housing_mlops.registry.gate import Contender, Verdict, decide
