@@ -21,7 +21,7 @@ from housing_mlops.data.source import sha256_file
 from housing_mlops.integrations import wandb_mirror as mirror
 from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.dag import STEPS
-from housing_mlops.tags import ERROR_TAG, KEY_TAG, UPSTREAM_TAG
+from housing_mlops.tags import ERROR_TAG, KEY_TAG, UPSTREAM_TAG, WANDB_DIR_TAG, WANDB_RUN_TAG
 from tests.conftest import Store, Trained, wandb_env
 
 pytestmark = pytest.mark.e2e
@@ -140,8 +140,8 @@ def test_offline_mirror_of_every_step_and_trial(trained: Trained) -> None:
     for name, mlflow_run in steps.items():
         wb, tags = by_step[name], mlflow_run.data.tags
         assert (wb.id, wb.name, wb.exit_code, wb.notes) == (mlflow_run.info.run_id, name, 0, "")
-        assert tags[mirror.RUN_TAG] == f"housing-mlops/{wb.id}"
-        assert Path(tags[mirror.DIR_TAG]) == wb.folder
+        assert tags[WANDB_RUN_TAG] == f"housing-mlops/{wb.id}"
+        assert Path(tags[WANDB_DIR_TAG]) == wb.folder
         # config: the step's config sections and the upstream runs it read
         upstream = {k.removeprefix(UPSTREAM_TAG): v for k, v in tags.items() if k.startswith("housing.upstream.")}
         assert wb.config["upstream"] == upstream
@@ -189,7 +189,7 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     (ingest,) = store.runs("ingest")
     (wb,) = offline_runs(wandb_dir)
     assert (wb.id, wb.group, wb.job_type) == (ingest.info.run_id, ingest.info.run_id, "ingest")
-    assert ingest.data.tags[mirror.RUN_TAG] == f"housing-mlops/{ingest.info.run_id}"
+    assert ingest.data.tags[WANDB_RUN_TAG] == f"housing-mlops/{ingest.info.run_id}"
 
     # the mirror cannot write: the step still finishes, with one warning and no W&B tag
     blocked = tmp_path / "not-a-dir"
@@ -202,7 +202,7 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     again = store.runs("ingest")[0]
     assert again.info.run_id != ingest.info.run_id
     assert again.info.status == "FINISHED"
-    assert mirror.RUN_TAG not in again.data.tags
+    assert WANDB_RUN_TAG not in again.data.tags
     assert len(offline_runs(wandb_dir)) == 1
 
     # a failed step: a failed W&B run carrying the error, and no artifact
@@ -216,7 +216,7 @@ def test_step_alone_failed_step_and_mirror_error(store: Store, tmp_path: Path) -
     (wb,) = [r for r in offline_runs(wandb_dir) if r.id == failed.info.run_id]
     assert (wb.exit_code, wb.notes, wb.artifacts) == (1, failed.data.tags[ERROR_TAG], [])
     assert str(missing) in wb.notes
-    assert failed.data.tags[mirror.RUN_TAG] == f"housing-mlops/{wb.id}"
+    assert failed.data.tags[WANDB_RUN_TAG] == f"housing-mlops/{wb.id}"
 
 
 def test_online_without_api_key_fails_before_any_step(store: Store, tmp_path: Path) -> None:

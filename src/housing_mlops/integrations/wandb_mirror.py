@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     from optuna import Study
     from optuna.trial import FrozenTrial
 
-RUN_TAG = WANDB_RUN_TAG
-DIR_TAG = WANDB_DIR_TAG
-URL_TAG = WANDB_URL_TAG
 TRIAL_JOB = "sweep-trial"
 ARTIFACT_TYPE = "step-outputs"
 _TRIAL_EXIT = {"COMPLETE": 0, "PRUNED": 0, "FAIL": 1}  # finished Optuna states -> W&B exit code
@@ -243,7 +240,7 @@ def mirror_step(ctx: StepContext, error: str | None) -> None:
         log.warning(f"W&B mirror of step '{ctx.name}' skipped: {exc}")
         return
     for run in publish(cfg, [spec], f"step '{ctx.name}'"):
-        tags = {RUN_TAG: run.path, **({URL_TAG: run.url} if run.url else {DIR_TAG: run.dir})}
+        tags = {WANDB_RUN_TAG: run.path, **({WANDB_URL_TAG: run.url} if run.url else {WANDB_DIR_TAG: run.dir})}
         try:
             for key, value in tags.items():
                 ctx.client.set_tag(ctx.run_id, key, value)
