@@ -164,6 +164,15 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
         return np.asarray([f"cluster_{i}_similarity" for i in range(count)], dtype=object)
 
 
+def _squared(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared distances over the last axis, summed axis by axis in order (as the ONNX graph does)."""
+    diff = a - b
+    total = diff[..., 0] * diff[..., 0]
+    for axis in range(1, diff.shape[-1]):
+        total = total + diff[..., axis] * diff[..., axis]
+    return total
+
+
 class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
     """Mean target of each row's k nearest training rows by coordinates, one column per k.
 
@@ -207,10 +216,26 @@ class NeighborTargetFeatures(TransformerMixin, BaseEstimator):
         return self._means(neighbours[~is_self].reshape(n, -1))
 
     def transform(self, X: Any) -> np.ndarray:
-        """Mean target of each row's nearest training rows, one column per k."""
+        """Mean target of each row's nearest training rows, one column per k.
+
+        Equal distances are broken by the lower training-row index, so the result is defined
+        whatever the tree's traversal order, and the compiled serving graph (ONNX TopK, whose
+        ties go to the lower index) reproduces it exactly. Duplicate coordinates make such
+        ties common here: about a third of the test rows have one at some k.
+        """
         check_is_fitted(self)
         X = validate_data(self, X, dtype=np.float64, reset=False)
-        return self._means(self.tree_.query(X, k=min(max(self.n_neighbors), self.target_.shape[0]))[1])
+        points = np.asarray(self.tree_.data)
+        n, k_max = points.shape[0], min(max(self.n_neighbors), self.target_.shape[0])
+        nearest = self.tree_.query(X, k=min(k_max + 1, n))[1]
+        distances = _squared(X[:, None, :], points[nearest])
+        boundaries = [k for k in self.n_neighbors if k < nearest.shape[1]]
+        tied = np.flatnonzero((distances[:, [k - 1 for k in boundaries]] == distances[:, boundaries]).any(axis=1))
+        for row in tied:
+            everyone = _squared(X[row], points)
+            candidates = np.flatnonzero(everyone <= distances[row, k_max - 1])
+            nearest[row, :k_max] = candidates[np.argsort(everyone[candidates], kind="stable")[:k_max]]
+        return self._means(nearest[:, :k_max])
 
     def _means(self, neighbours: np.ndarray) -> np.ndarray:
         """Column j: mean target over the first n_neighbors[j] neighbours (all there are, if fewer)."""

@@ -1,0 +1,1 @@
+"""Serving: the Pipeline compiled to ONNX Runtime, its parity with sklearn, the loader MLflow calls."""

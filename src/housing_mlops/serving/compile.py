@@ -1,0 +1,243 @@
+"""The fitted model Pipeline as one ONNX graph: raw columns in, the prediction out.
+
+skl2onnx converts each stage (its own converters, and ours from `converters`); the routing of
+named pandas columns between the two ColumnTransformers is written here, because skl2onnx's
+ColumnTransformer parser cannot follow names across stages of mixed types (numbers and text).
+Graph inputs: `numeric`, float64 [N, n] in the order of `ModelLayout.numeric`, and one string
+[N, 1] input per categorical column.
+"""
+
+import copy
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pandas as pd
+from skl2onnx import convert_sklearn
+from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
+from sklearn.pipeline import Pipeline
+
+from housing_mlops.errors import HousingError
+from housing_mlops.serving import converters
+
+NUMERIC_INPUT = "numeric"
+OUTPUT = "prediction"
+FEATURES = "features"  # the engineered features, the regressor's input
+LAYOUT_KEY = "housing_mlops.layout"  # ONNX metadata_props key of the ModelLayout (JSON)
+
+
+class ConversionError(HousingError):
+    """A stage of the Pipeline cannot be compiled; the message names it."""
+
+
+@dataclass(frozen=True)
+class ModelLayout:
+    """How raw frame columns feed the graph."""
+
+    numeric: list[str]  # columns of the `numeric` input, in order
+    categorical: list[str]  # one string input each, named after the column
+
+
+def _stage_name(path: str, stage: Any) -> str:
+    return f"stage '{path}' ({type(stage).__name__})"
+
+
+def _stages(transformer: ColumnTransformer) -> list[tuple[str, Any, list[str]]]:
+    """(name, fitted stage or "passthrough", columns) of each branch that produces output.
+
+    A fitted ColumnTransformer replaces "passthrough" by an identity FunctionTransformer; the
+    constructor's list says which branches were passthrough.
+    """
+    given = {name: stage for name, stage, _ in transformer.transformers}
+    given["remainder"] = transformer.remainder
+    return [
+        (name, "passthrough" if given.get(name) == "passthrough" else stage, [str(c) for c in columns])
+        for name, stage, columns in transformer.transformers_
+        if given.get(name) != "drop" and stage != "drop"
+    ]
+
+
+def _layout(impute: ColumnTransformer) -> tuple[ModelLayout, list[str]]:
+    """The input layout, and the names of the impute stage's numeric outputs (same order)."""
+    numeric: list[str] = []
+    categorical: list[str] = []
+    for name, stage, columns in _stages(impute):
+        if stage == "passthrough":
+            categorical.extend(columns)
+            continue
+        produced = [str(c) for c in stage.get_feature_names_out(list(columns))]
+        if produced != list(columns):
+            raise ConversionError(f"{_stage_name('impute.' + name, stage)} changes its columns {columns} -> {produced}")
+        numeric.extend(columns)
+    return ModelLayout(numeric, categorical), numeric
+
+
+def _convert_stage(path: str, stage: Any, input_type: Any, opset: int) -> onnx.GraphProto:
+    """One stage alone as an ONNX graph with input "x" (skl2onnx's parser and converters)."""
+    try:
+        return convert_sklearn(stage, initial_types=[("x", input_type)], target_opset=_opsets(opset)).graph
+    except Exception as exc:  # skl2onnx raises many types; all mean "this stage cannot be converted"
+        raise ConversionError(f"{_stage_name(path, stage)} has no ONNX converter: {_first_line(exc)}") from exc
+
+
+def _opsets(opset: int) -> dict[str, int]:
+    return {"": opset, "ai.onnx.ml": 3}
+
+
+class _Assembly:
+    """Stage graphs inlined into one, each under its own name prefix."""
+
+    def __init__(self, opset: int) -> None:
+        self.opset = opset
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def stage(self, path: str, stage: Any, source: str, input_type: Any) -> str:
+        """Inline `stage` fed by `source`; return the name of its (first) output."""
+        graph = _convert_stage(path, stage, input_type, self.opset)
+        rename = {"x": source}
+
+        def name(old: str) -> str:
+            return rename.get(old, f"{path}/{old}" if old else old)
+
+        for tensor in graph.initializer:
+            tensor.name = name(tensor.name)
+            self.initializers.append(tensor)
+        for node in graph.node:
+            node.name = name(node.name)
+            node.input[:] = [name(i) for i in node.input]
+            node.output[:] = [name(o) for o in node.output]
+            self.nodes.append(node)
+        return name(graph.output[0].name)
+
+    def model(self, opset: int, layout: ModelLayout, output: str, width: int) -> onnx.ModelProto:
+        """The graph so far as a model with inputs per `layout` and one float64 [N, width] output."""
+        inputs = [onnx.helper.make_tensor_value_info(NUMERIC_INPUT, onnx.TensorProto.DOUBLE, [None, len(layout.numeric)])]
+        inputs += [onnx.helper.make_tensor_value_info(c, onnx.TensorProto.STRING, [None, 1]) for c in layout.categorical]
+        result = onnx.helper.make_tensor_value_info(output, onnx.TensorProto.DOUBLE, [None, width])
+        return onnx.helper.make_model(
+            onnx.helper.make_graph(self.nodes, "housing_mlops", inputs, [result], self.initializers),
+            opset_imports=[onnx.helper.make_opsetid(domain, version) for domain, version in _opsets(opset).items()],
+            producer_name="housing_mlops",
+        )
+
+    def node(self, op_type: str, inputs: list[str], output: str, **attrs: Any) -> str:
+        self.nodes.append(onnx.helper.make_node(op_type, inputs, [output], name=output, **attrs))
+        return output
+
+    def const(self, name: str, value: np.ndarray) -> str:
+        self.initializers.append(onnx.numpy_helper.from_array(value, name))
+        return name
+
+
+def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None = None) -> onnx.ModelProto:
+    """Convert the fitted [impute, features, model] Pipeline into one ONNX graph.
+
+    With `reference` (the training rows), a tree model's split thresholds are aligned with the
+    features the graph computes for them (see `align_thresholds`). Raises ConversionError
+    naming the first stage that cannot be converted.
+    """
+    converters.register()
+    names = [name for name, _ in model.steps]
+    if names[:2] != ["impute", "features"] or len(names) != 3:
+        raise ConversionError(f"expected Pipeline steps [impute, features, model], got {names}")
+    impute, features, regressor = (stage for _, stage in model.steps)
+    layout, imputed_names = _layout(impute)
+    imputers = [(n, s) for n, s, _ in _stages(impute) if s != "passthrough"]
+    if len(imputers) != 1:
+        raise ConversionError(f"expected one numeric imputer in stage 'impute', got {[n for n, _ in imputers]}")
+    graph = _Assembly(opset)
+    imputed = graph.stage(
+        f"impute.{imputers[0][0]}", imputers[0][1], NUMERIC_INPUT, DoubleTensorType([None, len(layout.numeric)])
+    )
+    parts = []
+    for name, stage, columns in _stages(features):
+        path = f"features.{name}"
+        if all(c in imputed_names for c in columns):
+            index = graph.const(f"{path}/columns", np.array([imputed_names.index(c) for c in columns], np.int64))
+            source = graph.node("Gather", [imputed, index], f"{path}/input", axis=1)
+            input_type: Any = DoubleTensorType([None, len(columns)])
+        elif len(columns) == 1 and columns[0] in layout.categorical:
+            source, input_type = columns[0], StringTensorType([None, 1])
+        else:
+            raise ConversionError(f"stage '{path}' mixes numeric and text columns {columns}")
+        out = source if stage == "passthrough" else graph.stage(path, stage, source, input_type)
+        parts.append(graph.node("Cast", [out], f"{path}/output", to=onnx.TensorProto.DOUBLE))
+    engineered = graph.node("Concat", parts, FEATURES, axis=1)
+    width = len(model[:-1].get_feature_names_out())
+    if reference is not None and isinstance(regressor, converters.TREES):
+        computed = _run(graph.model(opset, layout, FEATURES, width), reference, layout)
+        regressor = align_thresholds(regressor, model[:-1].transform(reference).to_numpy(np.float64), computed)
+    predicted = graph.stage("model", regressor, engineered, DoubleTensorType([None, width]))
+    graph.node("Reshape", [predicted, graph.const("prediction_shape", np.array([-1, 1], np.int64))], OUTPUT)
+    onx = graph.model(opset, layout, OUTPUT, 1)
+    try:
+        onnx.checker.check_model(onx)
+    except onnx.checker.ValidationError as exc:
+        raise ConversionError(f"the assembled ONNX graph is invalid: {_first_line(exc)}") from exc
+    onnx.helper.set_model_props(onx, {LAYOUT_KEY: json.dumps(asdict(layout))})
+    return onx
+
+
+def _run(onx: onnx.ModelProto, frame: pd.DataFrame, layout: ModelLayout) -> np.ndarray:
+    """The graph's output on `frame`, with ONNX Runtime (one thread)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    feeds = {NUMERIC_INPUT: frame[layout.numeric].to_numpy(np.float64)}
+    feeds |= {c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in layout.categorical}
+    return np.asarray(session.run(None, feeds)[0], dtype=np.float64)
+
+
+def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray) -> Any:
+    """A copy of a tree model whose thresholds send the graph's features where sklearn's go.
+
+    scikit-learn's trees split at values that training rows hold exactly (percentiles of
+    duplicated values), so a row whose feature equals a threshold goes left. The graph computes
+    exp, log and means in another order than numpy, a few units in the last place apart; such a
+    row would go right. Each threshold t that some reference rows hold exactly (`expected[:, j]
+    == t`) moves up to the largest value the graph computes for those rows. Other thresholds
+    are left as they are.
+    """
+    aligned = copy.deepcopy(regressor)
+    ceilings = []
+    for j in range(expected.shape[1]):
+        frame = pd.DataFrame({"expected": expected[:, j], "computed": computed[:, j]})
+        ceilings.append(frame.groupby("expected")["computed"].max())
+
+    def align(features: np.ndarray, thresholds: np.ndarray, interior: np.ndarray) -> np.ndarray:
+        out = thresholds.copy()
+        for j in np.unique(features[interior]):
+            at = interior & (features == j)
+            ceiling = ceilings[int(j)].reindex(thresholds[at]).to_numpy()
+            out[at] = np.fmax(thresholds[at], ceiling)  # fmax: NaN (no row holds t) keeps t
+        return out
+
+    if hasattr(aligned, "_predictors"):  # HistGradientBoosting
+        for predictors in aligned._predictors:
+            nodes = predictors[0].nodes
+            nodes["num_threshold"] = align(nodes["feature_idx"], nodes["num_threshold"], ~nodes["is_leaf"].astype(bool))
+        return aligned
+    for estimator in getattr(aligned, "estimators_", [aligned]):
+        state = estimator.tree_.__getstate__()
+        nodes = state["nodes"]
+        nodes["threshold"] = align(nodes["feature"], nodes["threshold"], nodes["left_child"] >= 0)
+        estimator.tree_.__setstate__(state)
+    return aligned
+
+
+def layout_of(onx: onnx.ModelProto) -> ModelLayout:
+    """The ModelLayout stored in a compiled graph."""
+    props = {p.key: p.value for p in onx.metadata_props}
+    if LAYOUT_KEY not in props:
+        raise HousingError(f"ONNX graph has no '{LAYOUT_KEY}' metadata: not compiled by housing_mlops")
+    return ModelLayout(**json.loads(props[LAYOUT_KEY]))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
