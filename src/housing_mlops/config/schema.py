@@ -19,6 +19,7 @@ from housing_mlops.config.checks import require
 from housing_mlops.config.data import DataConfig, SplitConfig
 from housing_mlops.config.modeling import FeaturesConfig, ImputeConfig, ModelsConfig, SelectConfig, SweepConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
+from housing_mlops.config.serving import ServingConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.pipeline.dag import STEPS
 
@@ -83,6 +84,7 @@ class Config:
     sweep: SweepConfig
     registry: RegistryConfig
     deployment: DeploymentConfig
+    serving: ServingConfig
     tracking: TrackingConfig
     pipeline: PipelineConfig
     wandb: WandbConfig
@@ -100,6 +102,7 @@ class Config:
             self.sweep,
             self.registry,
             self.deployment,
+            self.serving,
             self.pipeline,
             self.wandb,
         ):

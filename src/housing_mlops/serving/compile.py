@@ -9,12 +9,11 @@ Graph inputs: `numeric`, float64 [N, n] in the order of `ModelLayout.numeric`, a
 
 import copy
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 import pandas as pd
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
@@ -23,23 +22,14 @@ from sklearn.pipeline import Pipeline
 
 from housing_mlops.errors import HousingError
 from housing_mlops.serving import converters
+from housing_mlops.serving.runtime import LAYOUT_KEY, NUMERIC_INPUT, ModelLayout, feeds, session
 
-NUMERIC_INPUT = "numeric"
 OUTPUT = "prediction"
 FEATURES = "features"  # the engineered features, the regressor's input
-LAYOUT_KEY = "housing_mlops.layout"  # ONNX metadata_props key of the ModelLayout (JSON)
 
 
 class ConversionError(HousingError):
     """A stage of the Pipeline cannot be compiled; the message names it."""
-
-
-@dataclass(frozen=True)
-class ModelLayout:
-    """How raw frame columns feed the graph."""
-
-    numeric: list[str]  # columns of the `numeric` input, in order
-    categorical: list[str]  # one string input each, named after the column
 
 
 def _stage_name(path: str, stage: Any) -> str:
@@ -185,12 +175,7 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
 
 def _run(onx: onnx.ModelProto, frame: pd.DataFrame, layout: ModelLayout) -> np.ndarray:
     """The graph's output on `frame`, with ONNX Runtime (one thread)."""
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    session = ort.InferenceSession(onx.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    feeds = {NUMERIC_INPUT: frame[layout.numeric].to_numpy(np.float64)}
-    feeds |= {c: frame[c].to_numpy(dtype=object).astype(str).reshape(-1, 1) for c in layout.categorical}
-    return np.asarray(session.run(None, feeds)[0], dtype=np.float64)
+    return np.asarray(session(onx.SerializeToString(), 1).run(None, feeds(frame, layout))[0], dtype=np.float64)
 
 
 def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray) -> Any:
@@ -228,14 +213,6 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
         nodes["threshold"] = align(nodes["feature"], nodes["threshold"], nodes["left_child"] >= 0)
         estimator.tree_.__setstate__(state)
     return aligned
-
-
-def layout_of(onx: onnx.ModelProto) -> ModelLayout:
-    """The ModelLayout stored in a compiled graph."""
-    props = {p.key: p.value for p in onx.metadata_props}
-    if LAYOUT_KEY not in props:
-        raise HousingError(f"ONNX graph has no '{LAYOUT_KEY}' metadata: not compiled by housing_mlops")
-    return ModelLayout(**json.loads(props[LAYOUT_KEY]))
 
 
 def _first_line(exc: BaseException) -> str:
