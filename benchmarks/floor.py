@@ -37,7 +37,7 @@ from housing_mlops.modeling.imputer_choice import choose_imputer
 from housing_mlops.modeling.selection import select_model
 from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.sweep import Callback, SweepOutcome, run_sweep
-from housing_mlops.registry import hardware
+from housing_mlops.registry import hardware, targets
 from housing_mlops.registry.assessment import assess, fit_final
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,9 +115,16 @@ def register(
     # the step times its saved MLflow model through mlflow.pyfunc, which needs MLflow to save and load
     # it: the floor times the fitted sklearn Pipeline itself (an empty folder stands for the saved model)
     with tempfile.TemporaryDirectory() as empty:
-        profile = hardware.measure(Path(empty), lambda _: model, test[cfg.data.features()], cfg.registry.latency_calls)
-    target = hardware.recommend(profile, host, best["family"], cfg.deployment)
-    return scores, hardware.metadata(profile, host, target)
+        profile = hardware.profile_variant(
+            lambda n: hardware.ThreadLimited(model, n),
+            test[cfg.data.features()],
+            hardware.thread_counts(host["cores"]),
+            Path(empty),
+            cfg.deployment.profile,
+        )
+    costs = targets.cost_table(profile, host, cfg.deployment)
+    target = targets.recommend(costs, cfg.deployment.workload)
+    return scores, targets.metadata(host, {"sklearn": profile}, "sklearn", costs, target, cfg.deployment.workload)
 
 
 def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:

@@ -41,12 +41,12 @@ TIMING_METRICS = {
     "select.candidate": {"duration_s", "fit_s", "predict_s"},
     "sweep.trial": {"duration_s"},
     "register": {
+        "hw_cpu_p95_ms",
+        "hw_wall_p95_ms",
         "hw_load_s",
-        "hw_latency_p50_ms",
-        "hw_latency_p95_ms",
-        "hw_latency_p99_ms",
-        "hw_batch_rows_per_s",
-        "hw_peak_memory_mb",
+        "hw_rss_mb",
+        "hw_rows_per_s",
+        "hw_usd_per_million",
     },
 }
 # RandomForest predicts on 2 threads (models.zoo.random_forest.fixed.n_jobs=2) and sums the
@@ -235,7 +235,7 @@ def test_sigkill_during_sweep_then_rerun_completes_study_and_registers_once(trai
 def test_sigkill_during_register_leaves_no_half_registered_version(trained: Trained, tmp_path: Path) -> None:
     store = trained.copy(tmp_path / "store")
     before = run_ids(store)
-    hydra = f"{FAST_OPTIONS} registry.latency_calls=21"  # a new register key: everything else is reused
+    hydra = f"{FAST_OPTIONS} deployment.profile.calls=21"  # a new register key: everything else is reused
     process = start(store, tmp_path / "killed", hydra=hydra)
     wait_until(lambda: "register" in new_step_runs(store, before), process, "the register step", every=0.2)
     found = wait_until(

@@ -95,8 +95,9 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
         "data.sha256",
         "git.sha",
         "hardware.target",
-        "hardware.latency_p95_ms",
+        "hardware.cpu_p95_ms",
         "hardware.size_mb",
+        "hardware.cost.cpu.usd_per_million",
         "hardware.isa",
         "hardware.cpu_model",
     ):

@@ -1,87 +1,22 @@
-"""Hardware facts and the deployment rule table: host parsing, the profile, each rule."""
+"""The host fingerprint, the thread pinning and the load-robust profile of one serving variant."""
 
-import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import LinearRegression
+from threadpoolctl import threadpool_info
 
-from housing_mlops.config.registry import DeploymentConfig, RuleConfig
-from housing_mlops.config.schema import Config
-from housing_mlops.errors import ConfigError
+from housing_mlops.config.registry import ProfileConfig
 from housing_mlops.registry import hardware
 
-SMALL = {"size_mb": 1.0, "latency_p95_ms": 2.0, "peak_memory_mb": 10.0}
-PLAIN_HOST = {"cpu_model": "Test CPU", "cores": 4, "isa": ["avx2"], "memory_gb": 8.0, "gpu": "none"}
-AMX_HOST = {**PLAIN_HOST, "isa": ["avx2", "amx_tile"]}
+SETTINGS = ProfileConfig(repeats=2, calls=10, warmup=2, batch_sizes=[1, 50], seed=0)
 
 
-def deployment(cfg: Config, **workload: bool) -> DeploymentConfig:
-    return dataclasses.replace(cfg.deployment, workload=dataclasses.replace(cfg.deployment.workload, **workload))
-
-
-@pytest.mark.parametrize(
-    ("workload", "profile", "host", "family", "target", "why"),
-    [
-        ({"on_device": True}, SMALL, PLAIN_HOST, "hgb", "edge", "on-device workload and the model fits"),
-        ({"on_device": True}, {**SMALL, "size_mb": 51.0}, PLAIN_HOST, "hgb", "cpu", "exceeds the edge budget"),
-        ({"high_volume_predictable": True}, SMALL, PLAIN_HOST, "ridge", "tpu", "amortises a TPU"),
-        ({"research": True}, SMALL, PLAIN_HOST, "lasso", "gpu", "flexible GPU"),
-        ({}, SMALL, AMX_HOST, "ridge", "cpu-amx", "AMX tiles"),
-        ({}, SMALL, PLAIN_HOST, "ridge", "cpu", "tree ensembles branch per row"),
-        ({}, SMALL, AMX_HOST, "hgb", "cpu", "tree ensembles branch per row"),  # AMX helps dense models only
-        ({"research": True}, SMALL, PLAIN_HOST, "hgb", "cpu", "tree ensembles"),  # research needs a dense model
-        # first match wins: on-device outranks the dense-model rules
-        ({"on_device": True, "research": True}, SMALL, AMX_HOST, "ridge", "edge", "on-device workload"),
-    ],
-)
-def test_each_rule_fires_on_its_facts(
-    cfg: Config, workload: dict, profile: dict, host: dict, family: str, target: str, why: str
-) -> None:
-    found = hardware.recommend(profile, host, family, deployment(cfg, **workload))
-    assert found.target == target
-    assert why in found.rationale
-
-
-@pytest.mark.parametrize("key", ["size_mb", "latency_p95_ms", "peak_memory_mb"])
-def test_edge_budget_is_inclusive_and_each_limit_counts(cfg: Config, key: str) -> None:
-    edge = cfg.deployment.edge
-    limits = {
-        "size_mb": edge.max_size_mb,
-        "latency_p95_ms": edge.max_p95_latency_ms,
-        "peak_memory_mb": edge.max_memory_mb,
-    }
-    at_limit = {**SMALL, key: limits[key]}
-    over = {**SMALL, key: limits[key] * 1.01}
-    on_device = deployment(cfg, on_device=True)
-    fits = hardware.recommend(at_limit, PLAIN_HOST, "hgb", on_device)
-    assert fits.fits_edge
-    assert fits.target == "edge"
-    assert "edge budget met" in fits.rationale
-    exceeds = hardware.recommend(over, PLAIN_HOST, "hgb", on_device)
-    assert not exceeds.fits_edge
-    assert exceeds.target == "cpu"
-    assert "edge budget not met" in exceeds.rationale
-
-
-def test_rationale_quotes_the_measured_facts(cfg: Config) -> None:
-    found = hardware.recommend(SMALL, PLAIN_HOST, "hgb", cfg.deployment)
-    assert "1.0 MB (max 50.0), p95 2.0 ms (max 20.0), peak 10.0 MB (max 256.0)" in found.rationale
-
-
-def test_a_gpu_host_fact_reaches_the_rules(cfg: Config) -> None:
-    rules = [RuleConfig({"host_gpu": True}, "gpu", "a GPU is here"), RuleConfig({}, "cpu", "else")]
-    table = dataclasses.replace(cfg.deployment, rules=rules)
-    assert hardware.recommend(SMALL, {**PLAIN_HOST, "gpu": "nvidia"}, "hgb", table).target == "gpu"
-    assert hardware.recommend(SMALL, PLAIN_HOST, "hgb", table).target == "cpu"
-
-
-def test_no_matching_rule_is_a_config_error(cfg: Config) -> None:
-    table = dataclasses.replace(cfg.deployment, rules=[RuleConfig({"on_device": True}, "edge", "")])
-    with pytest.raises(ConfigError, match=r"when: \{\}"):
-        hardware.recommend(SMALL, PLAIN_HOST, "hgb", table)
+def frame(n: int = 60) -> pd.DataFrame:
+    return pd.DataFrame({"a": np.arange(float(n)), "b": np.arange(float(n)) ** 0.5})
 
 
 def test_host_fingerprint_parses_proc_files(tmp_path: Path) -> None:
@@ -101,30 +36,72 @@ def test_host_fingerprint_without_proc_files(tmp_path: Path) -> None:
     assert host["cores"] >= 1
 
 
-def test_measure_reports_size_and_ordered_latencies(tmp_path: Path) -> None:
-    rows = pd.DataFrame({"a": np.arange(50.0), "b": np.arange(50.0) ** 0.5})
-    model = LinearRegression().fit(rows, rows["a"] * 2)
+def test_thread_counts_are_one_and_all_cores() -> None:
+    assert hardware.thread_counts(1) == [1]
+    assert hardware.thread_counts(8) == [1, 8]
+
+
+class OpenMPThreads:
+    """A predictor that answers with the OpenMP pool size it runs under."""
+
+    def predict(self, rows: pd.DataFrame) -> np.ndarray:
+        pools = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+        return np.full(len(rows), pools[0])
+
+
+def test_thread_limited_pins_the_native_pools_inside_the_call_only() -> None:
+    HistGradientBoostingRegressor(max_iter=2).fit(frame(), frame()["a"])  # loads scikit-learn's OpenMP
+    before = [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"]
+    assert hardware.ThreadLimited(OpenMPThreads(), 1).predict(frame(3)).tolist() == [1, 1, 1]
+    assert [p["num_threads"] for p in threadpool_info() if p["user_api"] == "openmp"] == before
+
+
+def test_profile_variant_reports_every_figure_in_order(tmp_path: Path) -> None:
+    rows = frame()
+    model = HistGradientBoostingRegressor(max_iter=5).fit(rows, rows["a"] * 2)
     (tmp_path / "weights.bin").write_bytes(b"x" * 1024**2)
-    profile = hardware.measure(tmp_path, lambda _: model, rows, single_row_calls=20, batch_size=100, batch_repeats=2)
+    built: list[int] = []
+
+    def load(n: int) -> hardware.ThreadLimited:
+        built.append(n)
+        return hardware.ThreadLimited(model, n)
+
+    profile = hardware.profile_variant(load, rows, [1, 2], tmp_path, SETTINGS)
+    assert built == [1, 2]
     assert profile["size_mb"] == 1.0
-    assert 0 < profile["latency_p50_ms"] <= profile["latency_p95_ms"] <= profile["latency_p99_ms"]
-    assert profile["batch_rows_per_s"] > 0
-    assert profile["load_s"] >= 0
+    assert set(profile["threads"]) == {"1", "2"}
+    assert profile["cpu_p95_ms"] == profile["threads"]["1"]["single_row"]["cpu_p95_ms"]
+    assert profile["rss_mb"] == max(t["rss_mb"] for t in profile["threads"].values()) >= 0
+    assert min(profile["wall_s"], profile["cpu_s"]) > 0
+    assert min(profile["load_avg_1m_before"], profile["load_avg_1m_after"]) >= 0
+    for figures in profile["threads"].values():
+        single = figures["single_row"]
+        for kind in ("cpu", "wall"):
+            assert 0 < single[f"{kind}_p50_ms"] <= single[f"{kind}_p95_ms"] <= single[f"{kind}_p99_ms"]
+        assert set(figures["batches"]) == {"1", "50"}
+        for batch in figures["batches"].values():
+            assert min(batch.values()) > 0  # wall, thread-CPU and process-CPU ms; rows/s of both clocks
+        assert figures["load_s"] >= 0
 
 
-def test_metadata_and_tags_carry_the_same_facts(cfg: Config) -> None:
-    target = hardware.recommend(SMALL, AMX_HOST, "ridge", cfg.deployment)
-    meta = hardware.metadata(SMALL, AMX_HOST, target)
-    assert meta == {**SMALL, "host": AMX_HOST, "target": "cpu-amx", "rationale": target.rationale, "fits_edge": True}
-    assert hardware.tags(SMALL, AMX_HOST, target) == {
-        "hardware.size_mb": 1.0,
-        "hardware.latency_p95_ms": 2.0,
-        "hardware.peak_memory_mb": 10.0,
-        "hardware.target": "cpu-amx",
-        "hardware.fits_edge": True,
-        "hardware.cpu_model": "Test CPU",
-        "hardware.cores": 4,
-        "hardware.isa": "avx2,amx_tile",
-        "hardware.gpu": "none",
-        "hardware.memory_gb": 8.0,
-    }
+def test_profile_variant_is_plain_data(tmp_path: Path) -> None:
+    # it goes into MLmodel's YAML metadata and into JSON: built-in types only
+    model = LinearRegression().fit(frame(), frame()["a"])
+    profile = hardware.profile_variant(lambda n: hardware.ThreadLimited(model, n), frame(), [1], tmp_path, SETTINGS)
+
+    def kinds(node: object) -> set[type]:
+        if isinstance(node, dict):
+            return (
+                {str} | {t for v in node.values() for t in kinds(v)}
+                if all(isinstance(k, str) for k in node)
+                else {dict}
+            )
+        return {type(node)}
+
+    assert kinds(profile) <= {str, int, float}
+
+
+def test_profile_variant_needs_the_one_thread_figures(tmp_path: Path) -> None:
+    model = LinearRegression().fit(frame(), frame()["a"])
+    with pytest.raises(ValueError, match="must include 1"):
+        hardware.profile_variant(lambda n: model, frame(), [2], tmp_path, SETTINGS)

@@ -1,4 +1,4 @@
-"""Config sections of registration: the promotion gate and the hardware-target rules."""
+"""Config sections of registration: the promotion gate and the hardware-target cost model."""
 
 from dataclasses import dataclass
 
@@ -15,7 +15,6 @@ class RegistryConfig:
     max_wmape: float
     max_p95_latency_ms: float
     importance_rows: int
-    latency_calls: int
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
@@ -28,73 +27,103 @@ class RegistryConfig:
             self.max_p95_latency_ms,
             "> 0",
         )
-        require(self.latency_calls >= 10, "registry.latency_calls", self.latency_calls, ">= 10")
+
+
+TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")
+ESTIMATED = ("cpu-amx", "gpu", "tpu", "edge")  # targets that may not be measurable on the registering host
+
+
+@dataclass
+class ProfileConfig:
+    """How a serving variant is measured (deployment.profile)."""
+
+    repeats: int
+    calls: int
+    warmup: int
+    batch_sizes: list[int]
+    seed: int
 
 
 @dataclass
 class WorkloadConfig:
-    """Workload answers the hardware-target rules read (deployment.workload)."""
+    """The traffic the recommended target must serve (deployment.workload); the SLO is on p95."""
 
-    colocated_with_data: bool
-    research: bool
-    high_volume_predictable: bool
-    on_device: bool
+    requests_per_s: float
+    batch_size: int
+    latency_slo_ms: float
 
 
 @dataclass
 class EdgeBudget:
-    """The on-device budget (deployment.edge)."""
+    """The on-device budget, an eligibility filter for the `edge` target (deployment.edge)."""
 
     max_size_mb: float
-    max_p95_latency_ms: float
     max_memory_mb: float
 
 
 @dataclass
-class RuleConfig:
-    """One hardware-target rule: facts that must hold, the target, and why."""
+class EstimateConfig:
+    """How one target not measured on this host is estimated from the measured CPU figures."""
 
-    when: dict[str, bool]
-    target: str
-    why: str
-
-
-TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")
-FACTS = (
-    "colocated_with_data",
-    "research",
-    "high_volume_predictable",
-    "on_device",
-    "fits_edge",
-    "host_amx",
-    "host_gpu",
-    "dense_model",
-)
+    call_speedup: float
+    row_speedup: float
+    overhead_ms: float
+    assumption: str
 
 
 @dataclass
 class DeploymentConfig:
-    """Workload profile and hardware-target rules (config/deployment/*.yaml)."""
+    """Profiling settings, workload, prices and estimates of the hardware targets (config/deployment/*.yaml)."""
 
+    profile: ProfileConfig
     workload: WorkloadConfig
     edge: EdgeBudget
-    dense_families: list[str]
-    rules: list[RuleConfig]
+    prices: dict[str, float]
+    estimates: dict[str, EstimateConfig]
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
-        for i, rule in enumerate(self.rules):
-            require(
-                rule.target in TARGETS,
-                f"deployment.rules[{i}].target",
-                rule.target,
-                " | ".join(TARGETS),
-            )
-            for key in rule.when:
-                require(key in FACTS, f"deployment.rules[{i}].when", key, " | ".join(FACTS))
+        profile, workload = self.profile, self.workload
+        require(profile.repeats >= 1, "deployment.profile.repeats", profile.repeats, ">= 1")
+        require(profile.calls >= 10, "deployment.profile.calls", profile.calls, ">= 10 (for a p99)")
+        require(profile.warmup >= 0, "deployment.profile.warmup", profile.warmup, ">= 0")
+        sizes = profile.batch_sizes
         require(
-            bool(self.rules) and not self.rules[-1].when,
-            "deployment.rules",
-            len(self.rules),
-            "a list ending with a catch-all rule (`when: {}`)",
+            bool(sizes) and all(b >= 1 for b in sizes) and 1 in sizes,
+            "deployment.profile.batch_sizes",
+            sizes,
+            "row counts >= 1, including 1",
         )
+        require(workload.requests_per_s > 0, "deployment.workload.requests_per_s", workload.requests_per_s, "> 0")
+        require(workload.batch_size >= 1, "deployment.workload.batch_size", workload.batch_size, ">= 1 row")
+        require(workload.latency_slo_ms > 0, "deployment.workload.latency_slo_ms", workload.latency_slo_ms, "> 0 ms")
+        for target in TARGETS:
+            require(
+                target in self.prices,
+                f"deployment.prices.{target}",
+                "missing",
+                f"a price per hour in USD for each target ({' | '.join(TARGETS)})",
+            )
+            price = self.prices[target]
+            require(price >= 0, f"deployment.prices.{target}", price, "a price per hour in USD, >= 0")
+        for target in self.prices:
+            require(target in TARGETS, "deployment.prices", target, " | ".join(TARGETS))
+        for target in ESTIMATED:
+            require(
+                target in self.estimates,
+                f"deployment.estimates.{target}",
+                "missing",
+                "call_speedup, row_speedup, overhead_ms and assumption",
+            )
+            estimate = self.estimates[target]
+            for key in ("call_speedup", "row_speedup"):
+                value = getattr(estimate, key)
+                require(value > 0, f"deployment.estimates.{target}.{key}", value, "> 0")
+            require(
+                estimate.overhead_ms >= 0,
+                f"deployment.estimates.{target}.overhead_ms",
+                estimate.overhead_ms,
+                ">= 0",
+            )
+        for target in self.estimates:
+            require(target in ESTIMATED, "deployment.estimates", target, " | ".join(ESTIMATED))

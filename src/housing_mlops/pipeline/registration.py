@@ -27,7 +27,7 @@ from housing_mlops.config.registry import RegistryConfig
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests
-from housing_mlops.registry import hardware
+from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.assessment import Assessment, assess, fit_final, segment_metric
 from housing_mlops.registry.card import model_card, version_tags
@@ -92,21 +92,30 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     args = save_args(model, X)
     local = ctx.workdir / "model"
     mlflow.sklearn.save_model(model, str(local), **args)
-    host = hardware.host_fingerprint()
-    profile = hardware.measure(local, mlflow.pyfunc.load_model, X_test, cfg.latency_calls)
-    target = hardware.recommend(profile, host, best["family"], ctx.cfg.deployment)
-    hardware_meta = hardware.metadata(profile, host, target)
+    host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
+    profiles = {
+        "sklearn": hardware.profile_variant(
+            lambda n: hardware.ThreadLimited(mlflow.pyfunc.load_model(str(local)), n),
+            X_test,
+            hardware.thread_counts(host["cores"]),
+            local,
+            deployment.profile,
+        )
+    }
+    costs = targets.cost_table(profiles["sklearn"], host, deployment)
+    target = targets.recommend(costs, deployment.workload)
+    hardware_meta = targets.metadata(host, profiles, "sklearn", costs, target, deployment.workload)
     info = mlflow.sklearn.log_model(model, name="model", metadata={"hardware": hardware_meta}, **args)
     scores = result.scores
-    mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | {f"hw_{k}": v for k, v in profile.items()})
+    mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | targets.metrics(hardware_meta))
 
-    hardware_tags = hardware.tags(profile, host, target)
+    hardware_tags = targets.tags(hardware_meta)
 
     def record(version: str, verdict: Verdict) -> VersionRecord:
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
         return _describe(ctx, best, train, test, scores, hardware_meta, hardware_tags, verdict)
 
-    challenger = Contender("", scores["wmape"], profile["latency_p95_ms"], args["signature"].inputs.to_dict())
+    challenger = Contender("", scores["wmape"], hardware_meta["cpu_p95_ms"], args["signature"].inputs.to_dict())
     version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(

@@ -71,5 +71,5 @@ def _registered(client: MlflowClient, model_name: str, register: Run, sweep: Run
         f"**Promotion verdict:** {tags.get('promotion.verdict', '?')}: {tags.get('promotion.reason', '')}",
         f"**Champion now:** v{champion}",
         f"**Hardware target:** {tags.get('hardware.target', '?')} "
-        f"(p95 {tags.get('hardware.latency_p95_ms', '?')} ms, {tags.get('hardware.size_mb', '?')} MB)",
+        f"(CPU p95 {tags.get('hardware.cpu_p95_ms', '?')} ms, {tags.get('hardware.size_mb', '?')} MB)",
     ]
