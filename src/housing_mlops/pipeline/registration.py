@@ -24,6 +24,7 @@ from sklearn.pipeline import Pipeline
 
 import housing_mlops
 from housing_mlops.config.registry import RegistryConfig
+from housing_mlops.pipeline import serving_model
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests
@@ -33,12 +34,14 @@ from housing_mlops.registry.assessment import Assessment, assess, fit_final, seg
 from housing_mlops.registry.card import model_card, version_tags
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
+from housing_mlops.serving import variants
+from housing_mlops.serving.runtime import CompiledModel
 from housing_mlops.tags import DATA_SHA_TAG, HARDWARE_TARGET_TAG, MODEL_VERSION_TAG, PROMOTED_TAG
 
 log = logging.getLogger(__name__)
 
 # pinned explicitly: MLflow's own inference of them takes ~4 s per log_model
-REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow")
+REQUIREMENTS = ("mlflow", "scikit-learn", "pandas", "numpy", "scipy", "skops", "pyarrow", "onnxruntime")
 MODEL_DESCRIPTION = "California housing price regressor (housing-mlops)."
 
 
@@ -90,30 +93,36 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     _log_assessment(result, y_test)
 
     args = save_args(model, X)
-    local = ctx.workdir / "model"
-    mlflow.sklearn.save_model(model, str(local), **args)
+    compiled = variants.compile_checked(model, X, X_test, ctx.cfg.serving)
+    if compiled.onnx is None:
+        ctx.warn(f"serving the sklearn Pipeline, not the compiled graph: {compiled.reason}")
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
-    profiles = {
-        "sklearn": hardware.profile_variant(
-            lambda n: hardware.ThreadLimited(mlflow.pyfunc.load_model(str(local)), n),
-            X_test,
-            hardware.thread_counts(host["cores"]),
-            local,
-            deployment.profile,
-        )
-    }
-    costs = targets.cost_table(profiles["sklearn"], host, deployment)
+    threads = hardware.thread_counts(host["cores"])
+    profiles = _profile_variants(ctx, model, compiled, args["skops_trusted_types"], X_test, threads)
+    served = min(profiles, key=lambda variant: profiles[variant]["cpu_p95_ms"])
+    costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)
-    hardware_meta = targets.metadata(host, profiles, "sklearn", costs, target, deployment.workload)
-    info = mlflow.sklearn.log_model(model, name="model", metadata={"hardware": hardware_meta}, **args)
+    hardware_meta = targets.metadata(host, profiles, served, costs, target, deployment.workload)
+    serving = _serving_record(ctx, compiled, served, profiles)
+    info = serving_model.log_model(
+        model,
+        compiled.onnx if served == variants.ONNX else None,
+        {"variant": served, "threads": ctx.cfg.serving.threads, "chunk_rows": ctx.cfg.serving.chunk_rows},
+        {"hardware": hardware_meta, "serving": serving},
+        **args,
+    )
+    log.info(f"serving the {served} variant: {serving['why']}")
     scores = result.scores
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | targets.metrics(hardware_meta))
 
     hardware_tags = targets.tags(hardware_meta)
 
+    serving_tags = {f"serving.{k}": v for k, v in serving.items()}
+
     def record(version: str, verdict: Verdict) -> VersionRecord:
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
-        return _describe(ctx, best, train, test, scores, hardware_meta, hardware_tags, verdict)
+        card = {"hardware": hardware_meta, "serving": serving}
+        return _describe(ctx, best, train, test, scores, card, hardware_tags | serving_tags, verdict)
 
     challenger = Contender("", scores["wmape"], hardware_meta["cpu_p95_ms"], args["signature"].inputs.to_dict())
     version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
@@ -122,6 +131,65 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
         {MODEL_VERSION_TAG: version, PROMOTED_TAG: str(promoted).lower(), HARDWARE_TARGET_TAG: target.target}
     )
     return Registered(cfg.model_name, version, verdict, promoted, scores, target.target)
+
+
+def _profile_variants(
+    ctx: StepContext,
+    model: Pipeline,
+    compiled: variants.Compiled,
+    trusted: list[str],
+    rows: pd.DataFrame,
+    threads: list[int],
+) -> dict[str, dict[str, Any]]:
+    """Each variant's load-robust profile, loaded from its own artifact, called on raw frames."""
+    skops_file = ctx.workdir / "model.skops"
+    skops.io.dump(model, skops_file)
+    profiles = {
+        variants.SKLEARN: hardware.profile_variant(
+            lambda n: hardware.ThreadLimited(skops.io.load(skops_file, trusted=trusted), n),
+            rows,
+            threads,
+            skops_file,
+            ctx.cfg.deployment.profile,
+        )
+    }
+    if compiled.onnx is not None:
+        graph = ctx.workdir / "model.onnx"
+        graph.write_bytes(compiled.onnx)
+        chunk_rows = ctx.cfg.serving.chunk_rows
+        profiles[variants.ONNX] = hardware.profile_variant(
+            lambda n: CompiledModel(graph.read_bytes(), n, chunk_rows),
+            rows,
+            threads,
+            graph,
+            ctx.cfg.deployment.profile,
+        )
+    return profiles
+
+
+def _serving_record(
+    ctx: StepContext, compiled: variants.Compiled, served: str, profiles: dict[str, dict[str, Any]]
+) -> dict[str, Any]:
+    """What is served and why, as version tags and MLmodel metadata (`serving.*`)."""
+    p95 = {variant: profile["cpu_p95_ms"] for variant, profile in profiles.items()}
+    if served == variants.ONNX:
+        why = (
+            f"compiled graph agrees with sklearn ({compiled.reason}) and is faster: 1-thread CPU p95 "
+            f"{p95[variants.ONNX]:.3f} ms vs {p95[variants.SKLEARN]:.3f} ms"
+        )
+    elif compiled.onnx is None:
+        why = f"no compiled variant: {compiled.reason}"
+    else:
+        why = f"sklearn is faster than the compiled graph: {p95[variants.SKLEARN]:.3f} vs {p95[variants.ONNX]:.3f} ms"
+    record: dict[str, Any] = {"variant": served, "why": why, "compiled": compiled.onnx is not None}
+    if compiled.parity is not None:
+        record |= {
+            "parity_passed": compiled.parity.passed,
+            "parity_max_rel_error": compiled.parity.max_rel_error,
+            "parity_rows": compiled.parity.rows,
+            "parity_tolerance": ctx.cfg.serving.max_rel_error,
+        }
+    return record
 
 
 def register_version(
@@ -180,8 +248,8 @@ def _describe(
     train: pd.DataFrame,
     test: pd.DataFrame,
     scores: dict[str, float],
-    hardware_meta: dict[str, Any],
-    hardware_tags: dict[str, Any],
+    meta: dict[str, Any],
+    runtime_tags: dict[str, Any],
     verdict: Verdict,
 ) -> VersionRecord:
     """The model card and tags of the version, with its lineage, data digests and code."""
@@ -206,8 +274,8 @@ def _describe(
     gate = verdict.to_dict()
     auto = ctx.cfg.registry.auto_promote
     return VersionRecord(
-        model_card(best, scores, lineage, card_data, code, hardware_meta, gate, trained_at),
-        version_tags(best, scores, hardware_tags, gate, data_sha256, code, lineage["pipeline"], trained_at, auto),
+        model_card(best, scores, lineage, card_data, code, meta["hardware"], meta["serving"], gate, trained_at),
+        version_tags(best, scores, runtime_tags, gate, data_sha256, code, lineage["pipeline"], trained_at, auto),
     )
 
 

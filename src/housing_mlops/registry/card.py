@@ -5,6 +5,8 @@ from typing import Any
 
 import pandas as pd
 
+from housing_mlops.registry import targets
+
 METRICS = ("wmape", "mae", "rmse", "r2", "mape", "median_ape", "within_10pct")
 MISSING = "n/a"
 
@@ -24,6 +26,7 @@ def model_card(
     data: Mapping[str, Any],
     code: Mapping[str, str],
     hardware: Mapping[str, Any],
+    serving: Mapping[str, Any],
     verdict: Mapping[str, Any],
     trained_at: str,
 ) -> str:
@@ -53,7 +56,11 @@ Trained {trained_at} on {data.get("train_rows", MISSING)} rows; scored once on t
 
 **Promotion gate:** {gate}: {verdict.get("reason", MISSING)}
 
+**Served variant:** `{serving.get("variant", MISSING)}`: {serving.get("why", MISSING)}
+
 **Hardware target:** `{hardware.get("target", MISSING)}`: {hardware.get("rationale", MISSING)}
+
+{targets.card_section(hardware) if "costs" in hardware else ""}
 
 ### Hyperparameters
 {_table(params, disable_numparse=True)}

@@ -106,8 +106,12 @@ class _Assembly:
 
     def model(self, opset: int, layout: ModelLayout, output: str, width: int) -> onnx.ModelProto:
         """The graph so far as a model with inputs per `layout` and one float64 [N, width] output."""
-        inputs = [onnx.helper.make_tensor_value_info(NUMERIC_INPUT, onnx.TensorProto.DOUBLE, [None, len(layout.numeric)])]
-        inputs += [onnx.helper.make_tensor_value_info(c, onnx.TensorProto.STRING, [None, 1]) for c in layout.categorical]
+        inputs = [
+            onnx.helper.make_tensor_value_info(NUMERIC_INPUT, onnx.TensorProto.DOUBLE, [None, len(layout.numeric)])
+        ]
+        inputs += [
+            onnx.helper.make_tensor_value_info(c, onnx.TensorProto.STRING, [None, 1]) for c in layout.categorical
+        ]
         result = onnx.helper.make_tensor_value_info(output, onnx.TensorProto.DOUBLE, [None, width])
         return onnx.helper.make_model(
             onnx.helper.make_graph(self.nodes, "housing_mlops", inputs, [result], self.initializers),
