@@ -34,6 +34,7 @@ DATA = {
 }
 CODE = {"sha": "0123abc", "dirty": "false"}
 HARDWARE = {"target": "cpu", "rationale": "tree ensembles branch per row"}
+SERVING = {"variant": "onnx", "why": "compiled graph agrees with sklearn and is faster"}
 VERDICT = {"promote": True, "reason": "test wMAPE 0.1177 within bounds; no champion yet"}
 
 
@@ -45,6 +46,7 @@ def card(**changes: dict) -> str:
         "data": DATA,
         "code": CODE,
         "hardware": HARDWARE,
+        "serving": SERVING,
         "verdict": VERDICT,
     } | changes
     return model_card(**inputs, trained_at="2026-12-01 10:00 UTC")
@@ -67,6 +69,7 @@ def test_card_names_model_data_and_verdict() -> None:
     assert "(4128 rows)" in text
     assert "**Promotion gate:** promote: test wMAPE 0.1177 within bounds; no champion yet" in text
     assert "**Hardware target:** `cpu`: tree ensembles branch per row" in text
+    assert "**Served variant:** `onnx`: compiled graph agrees with sklearn and is faster" in text
     assert "K = 40, gamma = 0.1235;\nimputer: knn." in text
     assert "study `sweep-abc`, best trial 7, trials {'complete': 9, 'pruned': 1}" in text
     assert f"raw data sha256 `{'d' * 64}` (20640 rows)" in text
@@ -108,10 +111,11 @@ def test_hold_verdict_and_dirty_tree_are_stated() -> None:
 
 
 def test_missing_fields_read_n_a_instead_of_crashing() -> None:
-    text = model_card({}, {}, {}, {}, {}, {}, {}, "now")
+    text = model_card({}, {}, {}, {}, {}, {}, {}, {}, "now")
     assert text.startswith("## n/a (n/a)")
     assert "**Promotion gate:** hold: n/a" in text
     assert "Code: git `n/a`." in text
+    assert "**Served variant:** `n/a`: n/a" in text
     assert "K = n/a, gamma = n/a;\nimputer: n/a." in text
     assert rows(text, "wmape") == [["wmape", "nan", "nan"]]
 
