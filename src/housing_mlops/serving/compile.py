@@ -164,7 +164,10 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
     engineered = graph.node("Concat", parts, FEATURES, axis=1)
     width = len(model[:-1].get_feature_names_out())
     if reference is not None and isinstance(regressor, converters.TREES):
-        computed = _run(graph.model(opset, layout, FEATURES, width), reference, layout)
+        try:
+            computed = _run(graph.model(opset, layout, FEATURES, width), reference, layout)
+        except Exception as exc:  # onnxruntime's own error types
+            raise ConversionError(f"ONNX Runtime cannot run the feature stages: {_first_line(exc)}") from exc
         regressor = align_thresholds(regressor, model[:-1].transform(reference).to_numpy(np.float64), computed)
     predicted = graph.stage("model", regressor, engineered, DoubleTensorType([None, width]))
     graph.node("Reshape", [predicted, graph.const("prediction_shape", np.array([-1, 1], np.int64))], OUTPUT)
@@ -174,6 +177,10 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
     except onnx.checker.ValidationError as exc:
         raise ConversionError(f"the assembled ONNX graph is invalid: {_first_line(exc)}") from exc
     onnx.helper.set_model_props(onx, {LAYOUT_KEY: json.dumps(asdict(layout))})
+    try:
+        session(onx.SerializeToString(), 1)
+    except Exception as exc:  # onnxruntime's own error types; any means the graph cannot be served
+        raise ConversionError(f"ONNX Runtime cannot load the assembled graph: {_first_line(exc)}") from exc
     return onx
 
 
@@ -211,7 +218,7 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
             nodes = predictors[0].nodes
             nodes["num_threshold"] = align(nodes["feature_idx"], nodes["num_threshold"], ~nodes["is_leaf"].astype(bool))
         return aligned
-    for estimator in getattr(aligned, "estimators_", [aligned]):
+    for estimator in np.ravel(getattr(aligned, "estimators_", [aligned])):  # GradientBoosting: 2-D
         state = estimator.tree_.__getstate__()
         nodes = state["nodes"]
         nodes["threshold"] = align(nodes["feature"], nodes["threshold"], nodes["left_child"] >= 0)

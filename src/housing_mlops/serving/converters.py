@@ -18,7 +18,13 @@ from skl2onnx.common.tree_ensemble import (
     add_tree_to_attribute_pairs_hist_gradient_boosting,
     get_default_tree_regressor_attribute_pairs,
 )
-from sklearn.ensemble import HistGradientBoostingRegressor, RandomForestRegressor
+from sklearn.dummy import DummyRegressor
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingRegressor,
+    HistGradientBoostingRegressor,
+    RandomForestRegressor,
+)
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (unlocks IterativeImputer)
 from sklearn.impute import IterativeImputer, SimpleImputer
 from sklearn.preprocessing import FunctionTransformer
@@ -27,7 +33,13 @@ from sklearn.tree import DecisionTreeRegressor
 from housing_mlops.features.preprocessing import _log1p_clipped
 from housing_mlops.features.transformers import ClusterSimilarity, NeighborTargetFeatures, RatioFeatures
 
-TREES = (HistGradientBoostingRegressor, RandomForestRegressor, DecisionTreeRegressor)
+TREES = (
+    HistGradientBoostingRegressor,
+    GradientBoostingRegressor,
+    RandomForestRegressor,
+    ExtraTreesRegressor,
+    DecisionTreeRegressor,
+)
 
 
 class _Graph:
@@ -195,11 +207,21 @@ def _tree_attributes(model: Any) -> tuple[dict[str, Any], bool]:
             )
         attrs["base_values"] = [float(np.ravel(model._baseline_prediction)[0])]
         return attrs, False
-    trees = [e.tree_ for e in model.estimators_] if isinstance(model, RandomForestRegressor) else [model.tree_]
-    if model.n_outputs_ != 1:
+    if getattr(model, "n_outputs_", 1) != 1:
         raise NotImplementedError(f"{type(model).__name__} with several outputs")
+    if isinstance(model, GradientBoostingRegressor):
+        if not (model.init_ == "zero" or isinstance(model.init_, DummyRegressor)):
+            raise NotImplementedError(f"GradientBoostingRegressor with init {type(model.init_).__name__}")
+        trees = [stage[0].tree_ for stage in model.estimators_]
+        weight = float(model.learning_rate)
+        attrs["base_values"] = [0.0 if model.init_ == "zero" else float(np.ravel(model.init_.constant_)[0])]
+    elif isinstance(model, RandomForestRegressor | ExtraTreesRegressor):
+        trees = [estimator.tree_ for estimator in model.estimators_]
+        weight = 1.0 / len(trees)  # sklearn averages the trees
+    else:
+        trees, weight = [model.tree_], 1.0
     for i, tree in enumerate(trees):
-        add_tree_to_attribute_pairs(attrs, False, tree, i, 1.0 / len(trees), 0, False, False, dtype=np.float64)
+        add_tree_to_attribute_pairs(attrs, False, tree, i, weight, 0, False, False, dtype=np.float64)
     return attrs, True
 
 
@@ -230,7 +252,9 @@ CONVERTERS = {
     SimpleImputer: ("HousingSimpleImputer", _convert_simple_imputer),
     IterativeImputer: ("HousingIterativeImputer", _convert_iterative_imputer),
     HistGradientBoostingRegressor: ("HousingHistGradientBoostingRegressor", _convert_trees),
+    GradientBoostingRegressor: ("HousingGradientBoostingRegressor", _convert_trees),
     RandomForestRegressor: ("HousingRandomForestRegressor", _convert_trees),
+    ExtraTreesRegressor: ("HousingExtraTreesRegressor", _convert_trees),
     DecisionTreeRegressor: ("HousingDecisionTreeRegressor", _convert_trees),
 }
 

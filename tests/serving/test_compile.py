@@ -1,0 +1,151 @@
+"""The compiled graph against the sklearn Pipeline it came from, on real data: parity where a
+converter exists, one line naming the stage where none does, and a wrong converter caught."""
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from skl2onnx import update_registered_converter
+
+from housing_mlops.config.schema import Config
+from housing_mlops.data.split import split
+from housing_mlops.features.spec import feature_spec_for
+from housing_mlops.features.transformers import RatioFeatures
+from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+from housing_mlops.serving import converters, parity, variants
+from housing_mlops.serving.compile import compile_pipeline
+from housing_mlops.serving.runtime import CompiledModel
+
+HGB = ("sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 60, "random_state": 0})
+FAMILIES = {
+    "hist_gradient_boosting": HGB,
+    "gradient_boosting": ("sklearn.ensemble.GradientBoostingRegressor", {"n_estimators": 30, "random_state": 0}),
+    "random_forest": ("sklearn.ensemble.RandomForestRegressor", {"n_estimators": 10, "random_state": 0}),
+    "decision_tree": ("sklearn.tree.DecisionTreeRegressor", {"max_depth": 8, "random_state": 0}),
+    "ridge": ("sklearn.linear_model.Ridge", {"alpha": 1.0}),
+    "lasso": ("sklearn.linear_model.Lasso", {"alpha": 10.0, "max_iter": 5000}),
+}
+
+
+@pytest.fixture(scope="module")
+def frames(full_data: pd.DataFrame, cfg: Config) -> tuple[pd.DataFrame, pd.DataFrame]:
+    sample = full_data.sample(2000, random_state=1)
+    return split(sample, cfg.data, cfg.split)
+
+
+def fitted(cfg: Config, frames: tuple, imputer: str = "iterative", family: str = "hist_gradient_boosting") -> Any:
+    train, _ = frames
+    spec = feature_spec_for(cfg, {"strategy": imputer, "params": dict(cfg.impute.strategies[imputer])}, 8)
+    path, params = FAMILIES[family]
+    model = make_pipeline(spec, estimator_from(path, params))
+    return model.fit(train[cfg.data.features()], train[cfg.data.target])
+
+
+def checked(model: Any, cfg: Config, frames: tuple) -> variants.Compiled:
+    train, test = frames
+    features = cfg.data.features()
+    return variants.compile_checked(model, train[features], test[features], cfg.serving)
+
+
+@pytest.mark.parametrize("imputer", ["median", "mean", "iterative"])
+def test_the_graph_agrees_with_sklearn_for_each_convertible_imputer(cfg: Config, frames: tuple, imputer: str) -> None:
+    outcome = checked(fitted(cfg, frames, imputer=imputer), cfg, frames)
+    assert outcome.onnx is not None, outcome.reason
+    assert outcome.parity is not None
+    assert outcome.parity.passed
+    assert outcome.parity.max_rel_error <= cfg.serving.max_rel_error
+    assert outcome.parity.rows == len(frames[1]) + 3 + 3 + 1  # test set, odd rows, each odd row alone, one row
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_the_graph_agrees_with_sklearn_for_each_zoo_family(cfg: Config, frames: tuple, family: str) -> None:
+    model = fitted(cfg, frames, imputer="median", family=family)
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is not None, outcome.reason
+    test = frames[1][cfg.data.features()]
+    compiled = CompiledModel(outcome.onnx, 1, 64)  # chunks smaller than the test set: chunking changes nothing
+    np.testing.assert_allclose(compiled.predict(test), model.predict(test), rtol=cfg.serving.max_rel_error)
+
+
+def test_odd_rows_predict_as_sklearn_does(cfg: Config, frames: tuple) -> None:
+    model = fitted(cfg, frames)
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is not None
+    test = frames[1][cfg.data.features()]
+    numeric = cfg.data.features("numeric", "geo")
+    odd = parity.odd_rows(test, numeric, cfg.data.features("categorical"))
+    assert odd.loc[0, numeric].isna().all()
+    assert odd.loc[1, "ocean_proximity"] == parity.UNSEEN
+    compiled = CompiledModel(outcome.onnx, 1, 1024)
+    for batch in (odd, odd.iloc[[0]], odd.iloc[[2]]):
+        got = compiled.predict(batch)
+        assert not np.isnan(got).any()
+        np.testing.assert_allclose(got, model.predict(batch), rtol=cfg.serving.max_rel_error)
+
+
+def test_a_stage_without_converter_keeps_sklearn_and_the_reason_names_it(cfg: Config, frames: tuple) -> None:
+    outcome = checked(fitted(cfg, frames, imputer="knn"), cfg, frames)
+    assert outcome.onnx is None
+    assert outcome.parity is None
+    assert "stage 'impute.numeric' (ScaledKNNImputer) has no ONNX converter" in outcome.reason
+    assert "\n" not in outcome.reason
+
+
+def test_a_zoo_family_without_converter_keeps_sklearn_and_the_reason_names_it(cfg: Config, frames: tuple) -> None:
+    train, _ = frames
+    spec = feature_spec_for(cfg, {"strategy": "median", "params": {}}, 8)
+    model = make_pipeline(spec, estimator_from("sklearn.kernel_ridge.KernelRidge", {"alpha": 1.0}))
+    model.fit(train[cfg.data.features()], train[cfg.data.target])
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is None
+    assert "stage 'model' (KernelRidge) has no ONNX converter" in outcome.reason
+
+
+class SkewedRatios(RatioFeatures):
+    """RatioFeatures whose converter is wrong on purpose: every ratio 1 % too large in the graph."""
+
+
+def _skewed_converter(scope: Any, operator: Any, container: Any) -> None:
+    stage, graph, x, out = converters._io(scope, operator, container)
+    numerators = graph.op("Gather", x, graph.ints(*[n for n, _ in stage.pairs_]), axis=1)
+    denominators = graph.op("Gather", x, graph.ints(*[d for _, d in stage.pairs_]), axis=1)
+    graph.op("Mul", graph.op("Div", numerators, denominators), graph.const(np.array([1.01])), output=out)
+
+
+def test_a_wrong_converter_fails_parity_and_sklearn_is_served(cfg: Config, frames: tuple) -> None:
+    update_registered_converter(SkewedRatios, "TestSkewedRatios", converters._double_shape, _skewed_converter)
+    model = fitted(cfg, frames)
+    ratio = model.named_steps["features"].named_transformers_["ratio"]
+    skewed = SkewedRatios(ratio[0].ratios)
+    skewed.__dict__.update(ratio[0].__dict__)
+    ratio.steps[0] = (ratio.steps[0][0], skewed)
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is None
+    assert outcome.parity is not None
+    assert not outcome.parity.passed
+    assert outcome.reason.startswith("parity failed: max relative error ")
+    assert "> serving.max_rel_error 0.0001 on the test set" in outcome.reason
+
+
+def test_compile_false_serves_sklearn(cfg: Config, frames: tuple) -> None:
+    off = dataclasses.replace(cfg.serving, compile=False)
+    train, test = frames
+    outcome = variants.compile_checked(fitted(cfg, frames), train, test, off)
+    assert (outcome.onnx, outcome.reason) == (None, "serving.compile is false")
+
+
+def test_thresholds_are_aligned_only_where_training_rows_sit_on_them(cfg: Config, frames: tuple) -> None:
+    model = fitted(cfg, frames)
+    train = frames[0][cfg.data.features()]
+    aligned = compile_pipeline(model, cfg.serving.opset, train)
+    plain = compile_pipeline(model, cfg.serving.opset)
+    test = frames[1][cfg.data.features()]
+    want = model.predict(test)
+    errors = {}
+    for name, graph in (("aligned", aligned), ("plain", plain)):
+        got = CompiledModel(graph.SerializeToString(), 1, 1024).predict(test)
+        errors[name] = float(np.max(np.abs(got - want) / np.abs(want)))
+    assert errors["aligned"] <= cfg.serving.max_rel_error
+    assert errors["aligned"] <= errors["plain"]
