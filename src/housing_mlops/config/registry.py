@@ -16,6 +16,9 @@ class RegistryConfig:
     max_p95_latency_ms: float
     importance_rows: int
     latency_calls: int
+    bootstrap_resamples: int
+    bootstrap_confidence: float
+    bootstrap_seed: int
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
@@ -29,6 +32,19 @@ class RegistryConfig:
             "> 0",
         )
         require(self.latency_calls >= 10, "registry.latency_calls", self.latency_calls, ">= 10")
+        require(
+            self.bootstrap_resamples >= 100,
+            "registry.bootstrap_resamples",
+            self.bootstrap_resamples,
+            ">= 100",
+        )
+        require(
+            0 < self.bootstrap_confidence < 1,
+            "registry.bootstrap_confidence",
+            self.bootstrap_confidence,
+            "a fraction in (0, 1), e.g. 0.95",
+        )
+        require(self.bootstrap_seed >= 0, "registry.bootstrap_seed", self.bootstrap_seed, "an integer >= 0")
 
 
 @dataclass

@@ -106,7 +106,9 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))
         return _describe(ctx, best, train, test, scores, hardware_meta, hardware_tags, verdict)
 
-    challenger = Contender("", scores["wmape"], profile["latency_p95_ms"], args["signature"].inputs.to_dict())
+    challenger = Contender(
+        "", scores["wmape"], profile["latency_p95_ms"], args["signature"].inputs.to_dict(), result.predicted.to_numpy()
+    )
     version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(
