@@ -62,6 +62,10 @@ def test_several_overrides_in_one_string() -> None:
         ("wandb.project=a/b", "wandb.project"),
         ("wandb.project=''", "wandb.project"),
         ("wandb.typo=1", "wandb.typo"),
+        ("registry.bootstrap_resamples=99", "registry.bootstrap_resamples"),
+        ("registry.bootstrap_confidence=1.0", "registry.bootstrap_confidence"),
+        ("registry.bootstrap_confidence=0", "registry.bootstrap_confidence"),
+        ("registry.bootstrap_seed=-1", "registry.bootstrap_seed"),
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:

@@ -240,7 +240,12 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
     assert version(store, "champion") == "1"
     v2 = client.get_model_version(MODEL, "2")
     assert v2.tags["promotion.verdict"] == "hold"
-    assert "does not beat champion v1" in v2.tags["promotion.reason"]
+    assert "does not beat champion v1 by registry.min_improvement 0.0: wMAPE difference" in v2.tags["promotion.reason"]
+    assert "(95 % paired bootstrap, 2,000 resamples, seed 42)" in v2.tags["promotion.reason"]
+    # the degraded model is worse with 95 % confidence: the whole interval is above 0
+    delta = {k: float(v2.tags[f"promotion.delta_{k}"]) for k in ("low", "wmape", "high")}
+    assert 0 < delta["low"] <= delta["wmape"] <= delta["high"]
+    assert "promotion.delta_wmape" not in client.get_model_version(MODEL, "1").tags  # v1 had no champion
 
     table = pd.read_csv(store.env["HOUSING_DATA_SOURCE"])
     rows = table.drop(columns="median_house_value").head(200)

@@ -2,9 +2,21 @@
 
 import math
 
+import numpy as np
 import pytest
 
-from housing_mlops.modeling.metrics import evaluate, mae, mape, median_ape, r2, rmse, smape, within, wmape
+from housing_mlops.modeling.metrics import (
+    evaluate,
+    mae,
+    mape,
+    median_ape,
+    r2,
+    resampled_wmape,
+    rmse,
+    smape,
+    within,
+    wmape,
+)
 
 Y = [100.0, 200.0, 400.0]
 P = [110.0, 180.0, 400.0]  # errors 10, 20, 0; APE 0.10, 0.10, 0
@@ -26,6 +38,16 @@ def test_hand_computed_values() -> None:
 
 def test_wmape_is_mae_over_mean_absolute_target() -> None:
     assert wmape(Y, P) == pytest.approx(mae(Y, P) / (700 / 3))
+
+
+def test_resampled_wmape_scores_each_row_of_row_numbers() -> None:
+    rows = np.array([[0, 1, 2], [2, 2, 2], [1, 1, 0]])
+    found = resampled_wmape(Y, P, rows)
+    np.testing.assert_allclose(found, [30 / 700, 0.0, 50 / 500])
+    # a resample that drew only zero targets has no wMAPE
+    zero_only, both = resampled_wmape([0.0, 100.0], [5.0, 90.0], np.array([[0, 0], [0, 1]]))
+    assert math.isnan(zero_only)
+    assert both == pytest.approx(15 / 100)
 
 
 def test_zero_targets_are_explicit() -> None:

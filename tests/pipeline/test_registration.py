@@ -55,13 +55,19 @@ def reg(request: pytest.FixtureRequest, cfg: Config) -> RegistryConfig:
     return dataclasses.replace(cfg.registry, model_name=f"model_{request.node.name}")
 
 
-def log(model: RegressorMixin, X: pd.DataFrame, step: str = "register") -> tuple[str, Contender, str]:
-    """Log `model` exactly as the register step does; return (model URI, facts, run id)."""
+def log(model: RegressorMixin, X: pd.DataFrame, step: str = "register") -> tuple[str, list, str]:
+    """Log `model` exactly as the register step does; return (model URI, input schema, run id)."""
     args = save_args(model, X)
     with mlflow.start_run() as run:
         mlflow.set_tag(STEP_TAG, step)
         info = mlflow.sklearn.log_model(model, name="model", **args)
-    return info.model_uri, Contender("", 0.0, 5.0, args["signature"].inputs.to_dict()), run.info.run_id
+    return info.model_uri, args["signature"].inputs.to_dict(), run.info.run_id
+
+
+def challenger_of(model: RegressorMixin, schema: list, X_test: pd.DataFrame, y_test: pd.Series) -> Contender:
+    """The challenger's facts as the register step gives them: scored on the sealed test rows."""
+    predicted = model.predict(X_test)
+    return Contender("", wmape(y_test, predicted), 5.0, schema, predicted)
 
 
 def register(
@@ -73,8 +79,8 @@ def register(
 ) -> tuple[str, Verdict]:
     X, y, X_test, y_test = data
     model.fit(X, y)
-    uri, facts, _ = log(model, X)
-    challenger = Contender("", wmape(y_test, model.predict(X_test)), facts.p95_latency_ms, facts.schema)
+    uri, schema, _ = log(model, X)
+    challenger = challenger_of(model, schema, X_test, y_test)
 
     def card(version: str, verdict: Verdict) -> VersionRecord:
         return VersionRecord(f"card of v{version}", {"promotion.verdict": "promote" if verdict.promote else "hold"})
@@ -144,17 +150,37 @@ def test_gate_rescores_the_champion_on_the_challenger_s_test_set(
     _, _, X_test, y_test = data
     champion = Ridge(alpha=1e-6)
     register(client, reg, champion, data)
-    version, verdict = register(client, reg, DummyRegressor(), data)
+    dummy = DummyRegressor()
+    version, verdict = register(client, reg, dummy, data)
     champion_now = wmape(y_test, champion.predict(X_test))
     assert not verdict.promote
     assert verdict.champion == "1"
     assert verdict.challenger == version == "2"
-    assert f"does not beat champion v1's {champion_now:.4f}" in verdict.reason
+    # the interval compares the two versions on the challenger's test rows, the champion re-scored
+    assert verdict.difference is not None
+    assert verdict.difference.estimate == pytest.approx(wmape(y_test, dummy.predict(X_test)) - champion_now, abs=1e-12)
+    assert 0 < verdict.difference.low <= verdict.difference.high
+    assert verdict.reason.startswith(
+        f"does not beat champion v1 by registry.min_improvement {reg.min_improvement}: "
+        f"wMAPE difference {verdict.difference.estimate:.4f} [{verdict.difference.low:.4f}, "
+    )
     assert alias(client, reg, "champion") == "1"
     assert alias(client, reg, "challenger") == "2"
     held = client.get_model_version(reg.model_name, "2")
     assert held.tags[store.COMPLETE_TAG] == "complete"
     assert held.tags["promotion.verdict"] == "hold"
+
+
+def test_the_champion_s_latency_is_its_cpu_time_p95_else_its_wall_clock_p95(
+    client: MlflowClient, reg: RegistryConfig, data
+) -> None:
+    _, _, X_test, y_test = data
+    register(client, reg, Ridge(alpha=1e-6), data)
+    assert np.isnan(store.contender(client, reg.model_name, "1", X_test, y_test).p95_latency_ms)
+    client.set_model_version_tag(reg.model_name, "1", "hardware.latency_p95_ms", "12.5")  # registered before
+    assert store.contender(client, reg.model_name, "1", X_test, y_test).p95_latency_ms == 12.5
+    client.set_model_version_tag(reg.model_name, "1", "hardware.cpu_p95_ms", "0.75")
+    assert store.contender(client, reg.model_name, "1", X_test, y_test).p95_latency_ms == 0.75
 
 
 def test_auto_promote_off_records_the_verdict_only(client: MlflowClient, reg: RegistryConfig, data) -> None:
@@ -195,8 +221,8 @@ def test_versions_of_dead_register_runs_are_pruned_and_running_ones_left(
 
     X, y, X_test, y_test = data
     model = Ridge(alpha=1e-6).fit(X, y)
-    uri, facts, _ = log(model, X)
-    challenger = Contender("", wmape(y_test, model.predict(X_test)), 5.0, facts.schema)
+    uri, schema, _ = log(model, X)
+    challenger = challenger_of(model, schema, X_test, y_test)
     with caplog.at_level("INFO"):
         version, _ = register_version(
             client, reg, uri, challenger, X_test, y_test, lambda v, _: VersionRecord("", {}), warnings.append

@@ -156,3 +156,17 @@ def test_version_tags(promote: bool, word: str) -> None:
         "promotion.reason": "because",
         "promotion.auto": True,
     }
+
+
+def test_version_tags_carry_the_gate_s_interval_when_there_was_a_champion() -> None:
+    def tags(verdict: dict) -> dict:
+        return version_tags(BEST, {}, {}, verdict, None, CODE, "p", "t", auto_promote=True)
+
+    verdict = {"promote": False, "reason": "r", "difference": {"low": -0.00351234, "estimate": -0.0021, "high": 0.0008}}
+    found = tags(verdict)
+    assert {k: v for k, v in found.items() if k.startswith("promotion.delta")} == {
+        "promotion.delta_wmape": -0.0021,
+        "promotion.delta_low": -0.003512,
+        "promotion.delta_high": 0.0008,
+    }
+    assert not any(k.startswith("promotion.delta") for k in tags({**verdict, "difference": None}))

@@ -15,6 +15,9 @@ class RegistryConfig:
     max_wmape: float
     max_p95_latency_ms: float
     importance_rows: int
+    bootstrap_resamples: int
+    bootstrap_confidence: float
+    bootstrap_seed: int
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
@@ -27,6 +30,19 @@ class RegistryConfig:
             self.max_p95_latency_ms,
             "> 0",
         )
+        require(
+            self.bootstrap_resamples >= 100,
+            "registry.bootstrap_resamples",
+            self.bootstrap_resamples,
+            ">= 100",
+        )
+        require(
+            0 < self.bootstrap_confidence < 1,
+            "registry.bootstrap_confidence",
+            self.bootstrap_confidence,
+            "a fraction in (0, 1), e.g. 0.95",
+        )
+        require(self.bootstrap_seed >= 0, "registry.bootstrap_seed", self.bootstrap_seed, "an integer >= 0")
 
 
 TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")

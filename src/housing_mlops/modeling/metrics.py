@@ -42,8 +42,17 @@ def r2(y_true: ArrayLike, y_pred: ArrayLike) -> float:
 def wmape(y_true: ArrayLike, y_pred: ArrayLike) -> float:
     """Σ|y-ŷ| / Σ|y| = MAE / mean|y|."""
     y, p = _arrays(y_true, y_pred)
-    denominator = np.sum(np.abs(y))
-    return float(np.sum(np.abs(y - p)) / denominator) if denominator > 0 else float("nan")
+    return float(resampled_wmape(y, p, np.arange(y.size)[np.newaxis])[0])
+
+
+def resampled_wmape(y_true: ArrayLike, y_pred: ArrayLike, rows: np.ndarray) -> np.ndarray:
+    """WMAPE of each resample of the rows: row i of the 2-D `rows` holds the row numbers of resample i.
+
+    The one definition of wMAPE (`wmape` is the resample of every row once); NaN where Σ|y| is 0.
+    """
+    y, p = _arrays(y_true, y_pred)
+    errors, targets = np.abs(y - p)[rows].sum(axis=-1), np.abs(y)[rows].sum(axis=-1)
+    return np.divide(errors, targets, out=np.full(errors.shape, np.nan), where=targets > 0)
 
 
 def _ape(y_true: ArrayLike, y_pred: ArrayLike) -> np.ndarray:

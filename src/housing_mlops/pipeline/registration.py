@@ -124,7 +124,13 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
         card = {"hardware": hardware_meta, "serving": serving}
         return _describe(ctx, best, train, test, scores, card, hardware_tags | serving_tags, verdict)
 
-    challenger = Contender("", scores["wmape"], hardware_meta["cpu_p95_ms"], args["signature"].inputs.to_dict())
+    challenger = Contender(
+        "",
+        scores["wmape"],
+        hardware_meta["cpu_p95_ms"],
+        args["signature"].inputs.to_dict(),
+        result.predicted.to_numpy(),
+    )
     version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(

@@ -107,4 +107,16 @@ def version_tags(
         "promotion.verdict": "promote" if verdict["promote"] else "hold",
         "promotion.reason": verdict["reason"],
         "promotion.auto": auto_promote,
+        **_difference_tags(verdict.get("difference")),
+    }
+
+
+def _difference_tags(difference: Mapping[str, float] | None) -> dict[str, float]:
+    """The gate's interval of (challenger - champion) test wMAPE; none without a champion."""
+    if difference is None:
+        return {}
+    return {
+        "promotion.delta_wmape": round(difference["estimate"], 6),
+        "promotion.delta_low": round(difference["low"], 6),
+        "promotion.delta_high": round(difference["high"], 6),
     }

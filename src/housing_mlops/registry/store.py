@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
@@ -18,6 +19,9 @@ from housing_mlops.tags import REGISTRATION_TAG, STEP_TAG, UPSTREAM_TAG
 CHAMPION, CHALLENGER = "champion", "challenger"
 HISTORY_TAG = "champion_history"  # JSON list of versions that were champion, oldest first
 COMPLETE_TAG = REGISTRATION_TAG  # "complete" once every tag and alias of a version is set
+# the gate's latency figure, newest first: the served variant's 1-thread CPU-time p95, then the
+# wall-clock p95 of versions registered before it existed
+LATENCY_TAGS = ("hardware.cpu_p95_ms", "hardware.latency_p95_ms")
 
 
 def version_by_alias(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
@@ -136,16 +140,30 @@ def tag_version(client: MlflowClient, name: str, version: str, tags: dict[str, A
         client.set_model_version_tag(name, version, key, str(value)[:5000])
 
 
+def latency_figure(tags: dict[str, str]) -> float:
+    """The version's p95 latency for the gate: the served variant's 1-thread CPU-time p95.
+
+    Versions registered before that figure existed have only their wall-clock p95; NaN without
+    either.
+    """
+    for tag in LATENCY_TAGS:
+        if tag in tags:
+            return float(tags[tag])
+    return float("nan")
+
+
 def contender(client: MlflowClient, name: str, version: str, X: pd.DataFrame, y: pd.Series) -> Contender:
     """Load version `version` and score it on (X, y) now, as the gate needs."""
     model = mlflow.pyfunc.load_model(f"models:/{name}/{version}")
     schema = model.metadata.get_input_schema()
     tags = client.get_model_version(name, version).tags
+    predictions = np.asarray(model.predict(X), dtype=float).ravel()
     return Contender(
         str(version),
-        wmape(y, model.predict(X)),
-        float(tags.get("hardware.cpu_p95_ms", tags.get("hardware.latency_p95_ms", "nan"))),  # before: wall p95
+        wmape(y, predictions),
+        latency_figure(tags),
         schema.to_dict() if schema else [],
+        predictions,
     )
 
 
@@ -157,12 +175,16 @@ def gate(
     y: pd.Series,
     cfg: RegistryConfig,
 ) -> Verdict:
-    """Re-score the current champion on (X, y), the challenger's sealed test set, and decide."""
+    """Re-score the current champion on (X, y), the challenger's sealed test set, and decide.
+
+    `challenger.predictions` are of the rows of X, in their order: the gate compares the two
+    versions row by row on them (a paired bootstrap of the wMAPE difference).
+    """
     current = version_by_alias(client, name, CHAMPION)
     champion = None
     if current is not None and str(current.version) != challenger.version:
         champion = contender(client, name, current.version, X, y)
-    return decide(challenger, champion, cfg)
+    return decide(challenger, champion, y, cfg)
 
 
 def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
