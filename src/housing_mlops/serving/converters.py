@@ -32,6 +32,7 @@ from sklearn.tree import DecisionTreeRegressor
 
 from housing_mlops.features.preprocessing import _log1p_clipped
 from housing_mlops.features.transformers import ClusterSimilarity, NeighborTargetFeatures, RatioFeatures
+from housing_mlops.serving.neighbors import CellTables, build_tables
 
 TREES = (
     HistGradientBoostingRegressor,
@@ -128,23 +129,91 @@ def _convert_clusters(scope: Any, operator: Any, container: Any) -> None:
     g.op("Exp", g.op("Mul", distances, g.const(np.array([-float(stage.gamma)]))), output=out)
 
 
-def _convert_neighbors(scope: Any, operator: Any, container: Any) -> None:
-    stage, g, x, out = _io(scope, operator, container)
-    points = np.asarray(stage.tree_.data)
-    k_max = min(max(stage.n_neighbors), points.shape[0])
-    distances = _squared_distances(g, x, points)
-    # TopK breaks ties by the lower index, the rule NeighborTargetFeatures.transform follows
-    values = scope.get_unique_variable_name("nearest_distances")
-    nearest = scope.get_unique_variable_name("nearest")
-    container.add_node(
+def _top_k(g: _Graph, distances: str, k: int) -> str:
+    """Positions of the k smallest per row; TopK breaks ties by the lower position."""
+    values = g.scope.get_unique_variable_name("nearest_distances")
+    positions = g.scope.get_unique_variable_name("nearest_positions")
+    g.container.add_node(
         "TopK",
-        [distances, g.ints(k_max)],
-        [values, nearest],
+        [distances, g.ints(k)],
+        [values, positions],
         axis=1,
         largest=0,
         sorted=1,
-        name=scope.get_unique_operator_name("TopK"),
+        name=g.scope.get_unique_operator_name("TopK"),
     )
+    return positions
+
+
+def _column(g: _Graph, x: str, axis: int) -> str:
+    """Column `axis` of a [N, 2] tensor as [N]."""
+    return g.op("Gather", x, g.const(np.array(axis, dtype=np.int64)), axis=1)
+
+
+def _cells(g: _Graph, x: str, tables: CellTables) -> tuple[str, str]:
+    """Each row's candidate row of tables.candidates ([N] int64, 0 when off) and whether it has one ([N])."""
+    scaled = g.op("Floor", g.op("Div", g.op("Sub", x, g.const(tables.origin[None])), g.const([tables.fine_size])))
+    # comparisons are false for NaN: such a row is off the grid
+    within = g.op(
+        "And",
+        g.op("GreaterOrEqual", scaled, g.const([0.0])),
+        g.op("Less", scaled, g.const(np.array([tables.fine_shape], dtype=np.float64))),
+    )
+    inside = g.op("And", _column(g, within, 0), _column(g, within, 1))
+    fine = g.op(
+        "Cast", g.op("Where", g.op("Unsqueeze", inside, g.ints(1)), scaled, g.const([0.0])), to=TensorProto.INT64
+    )
+    split = g.ints(tables.split)
+    coarse_xy = g.op("Div", fine, split)
+    coarse = g.op(
+        "Add", g.op("Mul", _column(g, coarse_xy, 1), g.ints(tables.coarse_shape[0])), _column(g, coarse_xy, 0)
+    )
+    divisor = g.op("Unsqueeze", g.op("Gather", g.const(tables.divisor), coarse), g.ints(1))
+    sub = g.op("Div", g.op("Mod", fine, split), divisor)
+    side = g.op("Gather", g.const(tables.side), coarse)
+    slot = g.op(
+        "Add",
+        g.op("Gather", g.const(tables.base), coarse),
+        g.op("Add", g.op("Mul", _column(g, sub, 1), side), _column(g, sub, 0)),
+    )
+    row = g.op("Cast", g.op("Gather", g.const(tables.row.astype(np.int32)), slot), to=TensorProto.INT64)
+    fast = g.op("And", inside, g.op("GreaterOrEqual", row, g.ints(0)))
+    return g.op("Where", fast, row, g.ints(0)), fast
+
+
+def _nearest_by_cell(g: _Graph, x: str, tables: CellTables, points: np.ndarray, k: int) -> tuple[str, str]:
+    """[N, k] training indices of the rows whose cell has a candidate list (others: garbage), and [N] which."""
+    row, fast = _cells(g, x, tables)
+    # indices fit uint16 on the housing data: half the table of int32
+    index_type = np.uint16 if points.shape[0] < np.iinfo(np.uint16).max else np.int32
+    candidates = g.op("Cast", g.op("Gather", g.const(tables.candidates.astype(index_type)), row), to=TensorProto.INT64)
+    total = ""
+    for axis in range(points.shape[1]):
+        # the padding index points.shape[0] is a point at infinity, never chosen: lists hold >= k points
+        coordinates = np.append(points[:, axis], np.inf).astype(np.float64)
+        diff = g.op("Sub", g.op("Gather", x, g.ints(axis), axis=1), g.op("Gather", g.const(coordinates), candidates))
+        square = g.op("Mul", diff, diff)
+        total = g.op("Add", total, square) if total else square
+    return g.op("GatherElements", candidates, _top_k(g, total, k), axis=1), fast
+
+
+def _nearest(g: _Graph, x: str, stage: NeighborTargetFeatures, k: int) -> str:
+    """[N, k] training indices, by cell candidates where the tables have them, by brute force elsewhere."""
+    points = np.asarray(stage.tree_.data)
+    tables = build_tables(points, k)
+    if not tables.candidates.shape[0]:
+        return _top_k(g, _squared_distances(g, x, points), k)
+    nearest, fast = _nearest_by_cell(g, x, tables, points, k)
+    # rows off the grid or in a cell over the width cap (none, usually: NonZero is empty then)
+    slow = g.op("Transpose", g.op("NonZero", g.op("Not", fast)), perm=[1, 0])
+    brute = _top_k(g, _squared_distances(g, g.op("GatherND", x, slow), points), k)
+    return g.op("ScatterND", nearest, slow, brute)
+
+
+def _convert_neighbors(scope: Any, operator: Any, container: Any) -> None:
+    stage, g, x, out = _io(scope, operator, container)
+    k_max = min(max(stage.n_neighbors), stage.target_.shape[0])
+    nearest = _nearest(g, x, stage, k_max)
     targets = g.op("Gather", g.const(np.asarray(stage.target_, dtype=np.float64)), nearest, axis=0)
     means = [
         g.op("ReduceMean", g.op("Slice", targets, g.ints(0), g.ints(min(k, k_max)), g.ints(1)), g.ints(1), keepdims=1)
