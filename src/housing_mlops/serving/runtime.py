@@ -37,7 +37,8 @@ def feeds(frame: pd.DataFrame, layout: ModelLayout) -> dict[str, np.ndarray]:
     if missing:
         raise SchemaError(f"column(s) {missing} missing from the input frame")
     try:
-        numeric = frame[layout.numeric].to_numpy(dtype=np.float64)
+        # column by column: selecting a sub-frame first costs ~2x as much on one row (pandas 3)
+        numeric = np.column_stack([frame[c].to_numpy(dtype=np.float64) for c in layout.numeric])
     except (TypeError, ValueError) as exc:
         raise SchemaError(f"numeric column(s) {layout.numeric} hold non-numbers: {exc}") from exc
     out = {NUMERIC_INPUT: numeric}
