@@ -128,6 +128,7 @@ LONGEST_FIRST = (
     "e2e/test_concurrency.py",
     "e2e/test_registry.py",
     "e2e/test_faults.py",
+    "e2e/test_gate_load.py",
     "benchmarks/test_bench.py",
     "e2e/test_pipeline.py",
     "e2e/test_bad_inputs.py",

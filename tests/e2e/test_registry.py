@@ -85,7 +85,7 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
 
     assert version(store, "champion") == version(store, "challenger") == "1"
     v1 = client.get_model_version(MODEL, "1")
-    for section in ("CV on train", "Promotion gate", "Hardware target", "Lineage", "sha256"):
+    for section in ("CV on train", "Promotion gate", "Served variant", "Hardware target and cost", "Lineage", "sha256"):
         assert section in v1.description
     assert parent.info.run_id in v1.description
     for tag in (
@@ -103,6 +103,11 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
     ):
         assert tag in v1.tags, tag
     assert v1.tags["hardware.target"] in {"cpu", "cpu-amx", "gpu", "tpu", "edge"}
+    # the compiled graph agrees with the Pipeline and is the faster variant: it is what is served
+    assert v1.tags["serving.variant"] == v1.tags["hardware.served"] == "onnx"
+    assert float(v1.tags["serving.parity_max_rel_error"]) <= float(v1.tags["serving.parity_tolerance"])
+    assert int(v1.tags["serving.parity_rows"]) == 400 + 7
+    assert type(mlflow.pyfunc.load_model(f"models:/{MODEL}/1")._model_impl).__name__ == "CompiledModel"
     assert 0 < float(v1.tags["test.wmape"]) < 1
     assert math.isfinite(float(v1.tags["test.rmse"]))
     info = mlflow.models.get_model_info(f"models:/{MODEL}/1")
@@ -143,8 +148,9 @@ def test_nothing_changed_retrain_reuses_every_step_and_registers_nothing(trained
 
 
 def test_unseen_category_and_missing_values_are_predicted(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:
-    """An unseen `ocean_proximity` and a missing `total_rooms` give finite, plausible prices,
-    the same through the pyfunc (as served) and through the sklearn Pipeline itself."""
+    """An unseen `ocean_proximity` and a missing `total_rooms` (or every numeric value missing)
+    give finite, plausible prices, the same through the pyfunc (the compiled variant, as served)
+    and through the sklearn Pipeline itself, within the parity tolerance."""
     use_store(trained.store, monkeypatch)
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     table = pd.read_csv(trained.store.env["HOUSING_DATA_SOURCE"])
@@ -156,7 +162,13 @@ def test_unseen_category_and_missing_values_are_predicted(trained: Trained, monk
     low, high = table["median_house_value"].min(), table["median_house_value"].max()
     assert ((predicted > low / 2) & (predicted < high * 1.5)).all(), (predicted, low, high)
     pipeline = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")
-    assert predicted == pytest.approx(pipeline.predict(odd), rel=1e-9)
+    tolerance = float(
+        trained.store.client.get_model_version_by_alias(MODEL, "champion").tags["serving.parity_tolerance"]
+    )
+    assert predicted == pytest.approx(pipeline.predict(odd), rel=tolerance)
+    empty = odd.assign(**{c: float("nan") for c in odd.columns if c != "ocean_proximity"})
+    for batch in (empty, empty.head(1)):  # sklearn's imputer treats an all-missing batch apart
+        assert model.predict(batch) == pytest.approx(pipeline.predict(batch), rel=tolerance)
     # the odd values reach the model: these are not the predictions for the rows as they were
     assert not np.allclose(predicted, np.asarray(model.predict(rows), dtype=float))
 
