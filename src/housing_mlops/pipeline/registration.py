@@ -89,13 +89,14 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
     model = fit_final(best, train, data)
-    result = assess(model, test, data, cfg.importance_rows)
-    _log_assessment(result, y_test)
-
-    args = save_args(model, X)
     compiled = variants.compile_checked(model, X, X_test, ctx.cfg.serving)
     if compiled.onnx is None:
         ctx.warn(f"serving the sklearn Pipeline, not the compiled graph: {compiled.reason}")
+    checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, ctx.cfg.serving.chunk_rows).predict
+    result = assess(model, test, data, cfg.importance_rows, checked)
+    _log_assessment(result, y_test)
+
+    args = save_args(model, X)
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
     threads = hardware.thread_counts(host["cores"])
     profiles = _profile_variants(ctx, model, compiled, args["skops_trusted_types"], X_test, threads)

@@ -1,10 +1,13 @@
 """The final fit and the one scoring of the sealed test set: pure, no MLflow."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
+from sklearn.metrics import mean_absolute_error
 from sklearn.pipeline import Pipeline
 
 from housing_mlops.config.data import DataConfig
@@ -35,19 +38,31 @@ def fit_final(best: dict[str, Any], train: pd.DataFrame, data: DataConfig) -> Pi
     return model.fit(train[data.features()], train[data.target])
 
 
-def assess(model: Pipeline, test: pd.DataFrame, data: DataConfig, importance_rows: int) -> Assessment:
-    """Score `model` on the sealed test set: metrics, wMAPE per segment and feature importances."""
+def assess(
+    model: Pipeline,
+    test: pd.DataFrame,
+    data: DataConfig,
+    importance_rows: int,
+    predict: Callable[[pd.DataFrame], np.ndarray] | None = None,
+) -> Assessment:
+    """Score `model` on the sealed test set: metrics, wMAPE per segment and feature importances.
+
+    `predict` (default: the model's own) computes the permutation importances: the compiled variant,
+    checked against the model, does it in a fraction of the time.
+    """
     X_test, y_test = test[data.features()], test[data.target]
     predicted = model.predict(X_test)
     scores = evaluate(y_test, predicted)
     segments = test[data.features("categorical")].assign(income_category=strata(test, data).astype(str))
     by_segment = segment_wmape(segments, y_test, predicted)
-    values, title = importances(model, X_test, y_test, importance_rows)
+    values, title = importances(model, X_test, y_test, importance_rows, predict or model.predict)
     return Assessment(pd.Series(predicted, index=y_test.index), scores, by_segment, values, title)
 
 
-def importances(model: Pipeline, X: pd.DataFrame, y: pd.Series, rows: int) -> tuple[pd.Series, str]:
-    """The regressor's own impurity importances, else permutation importances on a test sample."""
+def importances(
+    model: Pipeline, X: pd.DataFrame, y: pd.Series, rows: int, predict: Callable[[pd.DataFrame], np.ndarray]
+) -> tuple[pd.Series, str]:
+    """The regressor's own impurity importances, else permutation importances on a test sample (by `predict`)."""
     estimator = model[-1]
     if hasattr(estimator, "feature_importances_"):
         names = model[:-1].get_feature_names_out()
@@ -62,7 +77,7 @@ def importances(model: Pipeline, X: pd.DataFrame, y: pd.Series, rows: int) -> tu
         y.loc[sample.index],
         n_repeats=3,
         random_state=0,
-        scoring="neg_mean_absolute_error",
+        scoring=lambda _, rows, truth: -mean_absolute_error(truth, predict(rows)),
     )
     return (
         pd.Series(result.importances_mean, index=sample.columns),
