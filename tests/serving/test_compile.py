@@ -1,6 +1,7 @@
 """The compiled graph against the sklearn Pipeline it came from, on real data: parity where a
 converter exists, one line naming the stage where none does, and a wrong converter caught."""
 
+import copy
 import dataclasses
 from typing import Any
 
@@ -8,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from skl2onnx import update_registered_converter
+from threadpoolctl import threadpool_limits
 
 from housing_mlops.config.schema import Config
 from housing_mlops.data.split import split
@@ -40,18 +42,33 @@ def fitted(cfg: Config, frames: tuple, imputer: str = "iterative", family: str =
     spec = feature_spec_for(cfg, {"strategy": imputer, "params": dict(cfg.impute.strategies[imputer])}, 8)
     path, params = FAMILIES[family]
     model = make_pipeline(spec, estimator_from(path, params))
-    return model.fit(train[cfg.data.features()], train[cfg.data.target])
+    with threadpool_limits(1):  # two test workers share two cores: OpenMP threads would fight
+        return model.fit(train[cfg.data.features()], train[cfg.data.target])
+
+
+@pytest.fixture(scope="module")
+def default_model(cfg: Config, frames: tuple) -> Any:
+    """The default shape of the registered model: iterative imputer, HistGradientBoosting."""
+    return fitted(cfg, frames)
+
+
+@pytest.fixture(scope="module")
+def default_checked(default_model: Any, cfg: Config, frames: tuple) -> variants.Compiled:
+    return checked(default_model, cfg, frames)
 
 
 def checked(model: Any, cfg: Config, frames: tuple) -> variants.Compiled:
     train, test = frames
     features = cfg.data.features()
-    return variants.compile_checked(model, train[features], test[features], cfg.serving)
+    with threadpool_limits(1):
+        return variants.compile_checked(model, train[features], test[features], cfg.serving)
 
 
 @pytest.mark.parametrize("imputer", ["median", "mean", "iterative"])
-def test_the_graph_agrees_with_sklearn_for_each_convertible_imputer(cfg: Config, frames: tuple, imputer: str) -> None:
-    outcome = checked(fitted(cfg, frames, imputer=imputer), cfg, frames)
+def test_the_graph_agrees_with_sklearn_for_each_convertible_imputer(
+    cfg: Config, frames: tuple, imputer: str, default_checked: variants.Compiled
+) -> None:
+    outcome = default_checked if imputer == "iterative" else checked(fitted(cfg, frames, imputer=imputer), cfg, frames)
     assert outcome.onnx is not None, outcome.reason
     assert outcome.parity is not None
     assert outcome.parity.passed
@@ -69,9 +86,10 @@ def test_the_graph_agrees_with_sklearn_for_each_zoo_family(cfg: Config, frames: 
     np.testing.assert_allclose(compiled.predict(test), model.predict(test), rtol=cfg.serving.max_rel_error)
 
 
-def test_odd_rows_predict_as_sklearn_does(cfg: Config, frames: tuple) -> None:
-    model = fitted(cfg, frames)
-    outcome = checked(model, cfg, frames)
+def test_odd_rows_predict_as_sklearn_does(
+    cfg: Config, frames: tuple, default_model: Any, default_checked: variants.Compiled
+) -> None:
+    model, outcome = default_model, default_checked
     assert outcome.onnx is not None
     test = frames[1][cfg.data.features()]
     numeric = cfg.data.features("numeric", "geo")
@@ -114,9 +132,9 @@ def _skewed_converter(scope: Any, operator: Any, container: Any) -> None:
     graph.op("Mul", graph.op("Div", numerators, denominators), graph.const(np.array([1.01])), output=out)
 
 
-def test_a_wrong_converter_fails_parity_and_sklearn_is_served(cfg: Config, frames: tuple) -> None:
+def test_a_wrong_converter_fails_parity_and_sklearn_is_served(cfg: Config, frames: tuple, default_model: Any) -> None:
     update_registered_converter(SkewedRatios, "TestSkewedRatios", converters._double_shape, _skewed_converter)
-    model = fitted(cfg, frames)
+    model = copy.deepcopy(default_model)
     ratio = model.named_steps["features"].named_transformers_["ratio"]
     skewed = SkewedRatios(ratio[0].ratios)
     skewed.__dict__.update(ratio[0].__dict__)
@@ -129,15 +147,17 @@ def test_a_wrong_converter_fails_parity_and_sklearn_is_served(cfg: Config, frame
     assert "> serving.max_rel_error 0.0001 on the test set" in outcome.reason
 
 
-def test_compile_false_serves_sklearn(cfg: Config, frames: tuple) -> None:
+def test_compile_false_serves_sklearn(cfg: Config, frames: tuple, default_model: Any) -> None:
     off = dataclasses.replace(cfg.serving, compile=False)
     train, test = frames
-    outcome = variants.compile_checked(fitted(cfg, frames), train, test, off)
+    outcome = variants.compile_checked(default_model, train, test, off)
     assert (outcome.onnx, outcome.reason) == (None, "serving.compile is false")
 
 
-def test_thresholds_are_aligned_only_where_training_rows_sit_on_them(cfg: Config, frames: tuple) -> None:
-    model = fitted(cfg, frames)
+def test_thresholds_are_aligned_only_where_training_rows_sit_on_them(
+    cfg: Config, frames: tuple, default_model: Any
+) -> None:
+    model = default_model
     train = frames[0][cfg.data.features()]
     aligned = compile_pipeline(model, cfg.serving.opset, train)
     plain = compile_pipeline(model, cfg.serving.opset)
