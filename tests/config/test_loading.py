@@ -66,6 +66,11 @@ def test_several_overrides_in_one_string() -> None:
         ("registry.bootstrap_confidence=1.0", "registry.bootstrap_confidence"),
         ("registry.bootstrap_confidence=0", "registry.bootstrap_confidence"),
         ("registry.bootstrap_seed=-1", "registry.bootstrap_seed"),
+        ("serving.max_rel_error=0", "serving.max_rel_error"),
+        ("serving.threads=0", "serving.threads"),
+        ("serving.chunk_rows=0", "serving.chunk_rows"),
+        ("serving.opset=7", "serving.opset"),
+        ("serving.typo=1", "serving.typo"),
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
