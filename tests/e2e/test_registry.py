@@ -278,6 +278,13 @@ def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_t
         assert status == 200
         assert all(math.isfinite(p) for p in body["predictions"])
         assert body["predictions"] == pytest.approx(odd_expected, rel=1e-9)
+        # the compiled variant answers rows with nothing known as the sklearn Pipeline does
+        empty = odd.assign(**{c: float("nan") for c in odd.columns if c != "ocean_proximity"})
+        sklearn_v1 = mlflow.sklearn.load_model(f"models:/{MODEL}/1")
+        for batch in (empty, empty.head(1)):
+            status, body = post(url, frame_body(batch))
+            assert status == 200
+            assert body["predictions"] == pytest.approx(list(sklearn_v1.predict(batch)), rel=1e-4)
         assert post(url, b"{not json")[0] == 400
         assert post(url, frame_body(rows.drop(columns="median_income")))[0] == 400
         text = rows.astype({"median_income": object})
