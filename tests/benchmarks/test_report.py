@@ -297,7 +297,8 @@ def test_register_row_falls_back_on_the_champions_register_run() -> None:
     results = small_results()
     del results["cold"]
     assert register_row(results) == [
-        "register step (inside the champion's register run; conversion + parity 6.0 s, profiling 9.0 s, fit, scoring, logging and gate 6.0 s)",
+        "register step (inside the champion's register run; conversion + parity 6.0 s, profiling 9.0 s, "
+        "fit, scoring, logging and gate 6.0 s)",
         "21.0 s",
         "≤ 30 s",
         "yes",
