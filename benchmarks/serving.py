@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import floor
+from benchmarks.graph_profile import profile_graph
 from benchmarks.machine import figure
 from benchmarks.pipelines import ensure_store, register_cost
 from benchmarks.processes import stop
@@ -126,7 +127,7 @@ def parity_figures(y: np.ndarray, predicted: dict[str, np.ndarray], tagged: floa
         error = np.abs(got - want) / np.maximum(np.abs(want), np.finfo(np.float64).tiny)
         result["max_rel_error"] = float(error.max(initial=0.0))
         result["nan"] = int(np.isnan(got).sum())
-        result["equal_4dp"] = all(round(scores[ONNX][k], 4) == round(scores[SKLEARN][k], 4) for k in ("wmape", "rmse"))
+        result["equal_4dp"] = {k: round(scores[ONNX][k], 4) == round(scores[SKLEARN][k], 4) for k in ("wmape", "rmse")}
     return result
 
 
@@ -177,6 +178,14 @@ def serving(settings: Settings) -> dict[str, Any]:
         f["http"] = http_serving(settings, model, rows.dropna(), f"serve-{variant}.log")  # JSON has no NaN
         figure(settings, f"{variant} HTTP, 1 row p50/p95/p99", latency_text(f["http"]))
         figures[variant] = f
+    graph = local / "serving" / loader.GRAPH
+    if ONNX in figures:  # which stage of the graph costs what, on one row and on the big batch
+        chunk_rows = json.loads((local / "serving" / loader.INFO).read_text())["chunk_rows"]
+        big = rows.sample(RUNTIME_BATCH, replace=True, random_state=0)
+        figures[ONNX]["graph_profile"] = {
+            "one_row": profile_graph(graph.read_bytes(), chunk_rows, rows.iloc[[0]], settings.latency_calls),
+            "batch": profile_graph(graph.read_bytes(), chunk_rows, big, settings.batch_repeats),
+        }
     test = sealed_test(client, cfg, version.version, settings.work)
     X, y = test[cfg.data.features()], test[cfg.data.target].to_numpy(np.float64)
     predicted = {v: np.asarray(load(1).predict(X), dtype=np.float64).reshape(-1) for v, (load, _) in found.items()}

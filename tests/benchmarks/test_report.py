@@ -34,6 +34,15 @@ def path(p50: float, p95: float, p99: float, batch: int, rate: float, **extra: A
     return {"p50_ms": p50, "p95_ms": p95, "p99_ms": p99, "batch_rows": batch, "batch_rows_per_s": rate} | extra
 
 
+def graph_profile(rows: int, wall: float, run: float, model: float) -> dict[str, Any]:
+    """graph_profile.profile_graph's figures: the model stage takes `model` ms of a `wall` ms call."""
+    stages = {
+        "model": {"ms": model, "ops": ["Cast", "TreeEnsembleRegressor"]},
+        "features.neighbors": {"ms": min(1.0, model / 10), "ops": ["Add", "Div", "Gather", "TopK", "Where"]},
+    }
+    return {"rows": rows, "calls": 5, "wall_ms": wall, "run_ms": run, "stages": stages}
+
+
 def serving_results() -> dict[str, Any]:
     """Both variants on the three paths, parity and the register run's cost, with round figures."""
     cpu = {"cpu_p50_ms": 0.09, "cpu_p99_ms": 0.2, "load_s": 0.05, "load_avg_1m": [1.0, 1.25]}
@@ -49,6 +58,10 @@ def serving_results() -> dict[str, Any]:
                 "runtime": path(0.1, 0.15, 0.25, 10000, 250000.0, **cpu),
                 "pyfunc": path(1.5, 2.25, 3.125, 1000, 12345.6, **cpu),
                 "http": path(4.0, 5.0, 6.0, 1000, 2000.0, startup_s=7.5, load_avg_1m=[1.25, 1.5]),
+                "graph_profile": {
+                    "one_row": graph_profile(1, 0.2, 0.15, 0.1),
+                    "batch": graph_profile(10000, 40.0, 39.0, 30.0),
+                },
             },
             "sklearn": {
                 "runtime": path(8.0, 9.0, 10.0, 10000, 20000.0, **cpu),
@@ -61,7 +74,7 @@ def serving_results() -> dict[str, Any]:
             "tagged_max_rel_error": 5.8e-8,
             "max_rel_error": 6e-8,
             "nan": 0,
-            "equal_4dp": True,
+            "equal_4dp": {"wmape": True, "rmse": True},
             "scores": {
                 "onnx": {"wmape": 0.16789, "rmse": 45678.12345},
                 "sklearn": {"wmape": 0.16789, "rmse": 45678.12341},
@@ -198,11 +211,8 @@ def test_summary_table_holds_every_headline_figure_against_its_goal() -> None:
         "≤ 0.0001",
         "yes",
     ]
-    assert summary["test wMAPE; RMSE, compiled / sklearn"] == [
-        "wmape 0.1679 / 0.1679; rmse 45,678.1234 / 45,678.1234",
-        "equal to 4 decimals",
-        "yes",
-    ]
+    assert summary["test wMAPE, compiled / sklearn"] == ["0.1679 / 0.1679", "equal to 4 decimals", "yes"]
+    assert summary["test RMSE, compiled / sklearn"] == ["45,678.1234 / 45,678.1234", "equal to 4 decimals", "yes"]
     assert summary[
         "register step (cold run; conversion + parity 6.5 s, profiling 9.5 s, fit, scoring, logging and gate 6.0 s)"
     ] == [
@@ -271,6 +281,20 @@ def test_serving_table_lists_both_variants_on_every_path() -> None:
     assert "served: onnx (v1); load average 1 min over the part: 1.00 → 1.50." in markdown
 
 
+def test_graph_table_splits_a_call_into_stages_session_and_feeds() -> None:
+    markdown = render(small_results(), "")
+    graph = table(markdown, "stage")
+    assert graph[0] == ["stage", "op types", "one row (µs)", "10,000 rows (ms)", "share of the batch call"]
+    assert by_label(graph) == {
+        "model": ["Cast, TreeEnsembleRegressor", "100.0", "30.00", "75.0 %"],
+        "features.neighbors": ["Add, Div, Gather +2", "10.0", "1.00", "2.5 %"],
+        "ONNX Runtime outside the nodes": ["", "40.0", "8.00", "20.0 %"],
+        "outside the session: feeds, chunks": ["", "50.0", "1.00", "2.5 %"],
+        "whole call": ["", "200.0", "40.00", "100.0 %"],
+    }
+    assert "mean of 5 one-row calls and 5 10,000-row calls." in markdown
+
+
 def test_summary_of_a_sklearn_champion_has_no_parity_rows_and_misses_goals() -> None:
     results = small_results()
     serving = results["serving"]
@@ -285,12 +309,13 @@ def test_summary_of_a_sklearn_champion_has_no_parity_rows_and_misses_goals() -> 
 
 def test_summary_flags_parity_with_nan_and_scores_that_differ() -> None:
     results = small_results()
-    results["serving"]["parity"] |= {"nan": 2, "equal_4dp": False}
+    results["serving"]["parity"] |= {"nan": 2, "equal_4dp": {"wmape": True, "rmse": False}}
     summary = by_label(table(render(results, ""), "measure"))
     assert summary["parity: max relative error, compiled vs sklearn, 4,128 test rows (version tag 5.8e-08)"][2] == (
         "**no** (NaN)"
     )
-    assert summary["test wMAPE; RMSE, compiled / sklearn"][2] == "**no**"
+    assert summary["test wMAPE, compiled / sklearn"][2] == "yes"
+    assert summary["test RMSE, compiled / sklearn"][2] == "**no**"
 
 
 def test_register_row_falls_back_on_the_champions_register_run() -> None:
@@ -339,7 +364,7 @@ def test_render_heads_the_report_with_the_data_and_captions_every_table_with_the
         "Benchmark of 2026-01-02 on the full data (20,640 rows), `python -m benchmarks.bench`.\n"
     )
     machine = "Test CPU, 2 cores, 8.0 GB RAM; Python 3.11.7, mlflow 3.0, scikit-learn 1.9, optuna 5.0; git abc1234"
-    assert markdown.count(f"Machine: {machine}") == 4  # the summary, steps, serving and sweep tables
+    assert markdown.count(f"Machine: {machine}") == 5  # the summary, steps, serving, graph and sweep tables
     assert markdown.endswith("\n")
 
 
