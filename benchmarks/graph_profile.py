@@ -5,10 +5,13 @@ compile.py names every node of the assembled graph `<stage path>/<node>` (`imput
 the engineered features) and `prediction` (the Reshape). ONNX Runtime's profile gives each node's
 kernel time per session run; summed per stage and divided by the predict calls, beside the
 session's own time (`model_run`) and the wall time of the whole call (feeds from pandas, chunking),
-it says which part of a call costs what. Profiling adds a little to every node.
+it says which part of a call costs what. Profiling adds a little to every node: a few percent of
+a 10,000-row call, several times a one-row call, so one row is split without it (`one_row_split`):
+the feeds (pandas to numpy) and the session run, each timed alone.
 """
 
 import json
+import statistics
 import tempfile
 import time
 from collections import defaultdict
@@ -18,7 +21,7 @@ from typing import Any
 import onnxruntime as ort
 import pandas as pd
 
-from housing_mlops.serving.runtime import CompiledModel
+from housing_mlops.serving.runtime import CompiledModel, feeds
 
 ASSEMBLY = ("features", "prediction")  # the graph's own Concat and Reshape, outside any stage
 KERNEL = "_kernel_time"
@@ -84,3 +87,25 @@ def profile_graph(graph: bytes, chunk_rows: int, frame: pd.DataFrame, calls: int
         events = json.loads(Path(model.session.end_profiling()).read_text())
     chunks = -(-len(frame) // chunk_rows)
     return {"rows": len(frame)} | summarise(after(events, chunks), calls, wall_ms)
+
+
+def _median_us(call: Any, calls: int) -> float:
+    times = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        call()
+        times.append(time.perf_counter_ns() - started)
+    return round(statistics.median(times) / 1000, 1)
+
+
+def one_row_split(graph: bytes, chunk_rows: int, row: pd.DataFrame, calls: int) -> dict[str, Any]:
+    """Median µs of one-row calls, profiler off: the feeds alone, the session run alone, the whole predict."""
+    model = CompiledModel(graph, 1, chunk_rows)
+    inputs = feeds(row, model.layout)
+    model.predict(row)  # warm-up
+    return {
+        "calls": calls,
+        "feeds_us": _median_us(lambda: feeds(row, model.layout), calls),
+        "run_us": _median_us(lambda: model.session.run(None, inputs), calls),
+        "predict_us": _median_us(lambda: model.predict(row), calls),
+    }

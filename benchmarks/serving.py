@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from benchmarks import floor
-from benchmarks.graph_profile import profile_graph
+from benchmarks.graph_profile import one_row_split, profile_graph
 from benchmarks.machine import figure
 from benchmarks.pipelines import ensure_store, register_cost
 from benchmarks.processes import stop
@@ -183,7 +183,7 @@ def serving(settings: Settings) -> dict[str, Any]:
         chunk_rows = json.loads((local / "serving" / loader.INFO).read_text())["chunk_rows"]
         big = rows.sample(RUNTIME_BATCH, replace=True, random_state=0)
         figures[ONNX]["graph_profile"] = {
-            "one_row": profile_graph(graph.read_bytes(), chunk_rows, rows.iloc[[0]], settings.latency_calls),
+            "one_row": one_row_split(graph.read_bytes(), chunk_rows, rows.iloc[[0]], settings.latency_calls),
             "batch": profile_graph(graph.read_bytes(), chunk_rows, big, settings.batch_repeats),
         }
     test = sealed_test(client, cfg, version.version, settings.work)

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import onnx
 import pandas as pd
-from benchmarks.graph_profile import after, profile_graph, stage_of, summarise
+from benchmarks.graph_profile import after, one_row_split, profile_graph, stage_of, summarise
 
 from housing_mlops.serving.runtime import LAYOUT_KEY, NUMERIC_INPUT
 
@@ -58,7 +58,8 @@ def test_summarise_gives_ms_per_call_by_stage_largest_first() -> None:
     }
 
 
-def test_profile_graph_of_a_tiny_compiled_graph() -> None:
+def tiny_graph() -> bytes:
+    """A compiled-looking graph: one numeric column x, prediction = 2x, with the layout metadata."""
     doubled = onnx.helper.make_node("Add", [NUMERIC_INPUT, NUMERIC_INPUT], ["twice"], name="model/Add")
     shaped = onnx.helper.make_node("Identity", ["twice"], ["prediction"], name="prediction")
     graph = onnx.helper.make_graph(
@@ -69,10 +70,21 @@ def test_profile_graph_of_a_tiny_compiled_graph() -> None:
     )
     model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 18)])
     onnx.helper.set_model_props(model, {LAYOUT_KEY: json.dumps({"numeric": ["x"], "categorical": []})})
+    return model.SerializeToString()
+
+
+def test_profile_graph_of_a_tiny_compiled_graph() -> None:
     frame = pd.DataFrame({"x": np.arange(5, dtype=float)})
-    figures = profile_graph(model.SerializeToString(), 2, frame, 3)  # 3 chunks per call
+    figures = profile_graph(tiny_graph(), 2, frame, 3)  # 3 chunks per call
     assert figures["rows"] == 5
     assert figures["calls"] == 3
     assert set(figures["stages"]) <= {"model", "assembly", "other"}
     assert "model" in figures["stages"]
     assert figures["wall_ms"] >= figures["run_ms"] > 0
+
+
+def test_one_row_split_of_a_tiny_compiled_graph() -> None:
+    figures = one_row_split(tiny_graph(), 2, pd.DataFrame({"x": [1.5]}), 5)
+    assert set(figures) == {"calls", "feeds_us", "run_us", "predict_us"}
+    assert figures["calls"] == 5
+    assert min(figures["feeds_us"], figures["run_us"], figures["predict_us"]) > 0
