@@ -9,9 +9,10 @@ For each variant, the compiled ONNX graph (when the version has one) and the skl
            names the other variant (the loader then serves model.skops); single rows, 1,000 rows
   http     `mlflow models serve` of the same folder (native thread pools pinned to one thread):
            single rows and 1,000-row batches over one keep-alive connection
-Then parity, as the version's tag says and recomputed on the sealed test set (the split run's
-test.parquet), and the cost of the register run that registered the champion. Every block
-records the 1-minute load average it ran under.
+Then, for the compiled graph, its time per Pipeline stage (benchmarks/graph_profile.py); parity, as
+the version's tag says and recomputed on the sealed test set (the split run's test.parquet); and the
+cost of the register run that registered the champion. Every block records the 1-minute load
+average it ran under.
 """
 
 import dataclasses
@@ -139,6 +140,46 @@ def sealed_test(client: Any, cfg: Any, version: str, work: Path) -> pd.DataFrame
     return pd.read_parquet(client.download_artifacts(split_run, "test.parquet", str(work)))
 
 
+def variant_figures(
+    settings: Settings,
+    rows: pd.DataFrame,
+    variant: str,
+    load: Callable[[int], hardware.Predictor],
+    artifact: Path,
+    folder: Path,
+    uri: str | None,
+) -> dict[str, Any]:
+    """One variant on one thread: its own runtime `load`, `mlflow.pyfunc` of `folder`, HTTP of `uri` (or `folder`)."""
+    import mlflow
+
+    profile = settings.cfg().deployment.profile
+    own = profile_settings(profile, settings, RUNTIME_BATCH)
+    runtime = profiled(hardware.profile_variant(load, rows, [1], artifact, own), RUNTIME_BATCH)
+    figure(settings, f"{variant} runtime, 1 row p50/p95/p99", latency_text(runtime))
+    figure(settings, f"{variant} runtime, {RUNTIME_BATCH:,} rows", f"{runtime['batch_rows_per_s']:,.0f} rows/s")
+
+    def pyfunc_model(n: int) -> hardware.Predictor:
+        return hardware.ThreadLimited(mlflow.pyfunc.load_model(str(folder)), n)
+
+    calls = profile_settings(profile, settings, SERVING_BATCH)
+    pyfunc = profiled(hardware.profile_variant(pyfunc_model, rows, [1], folder, calls), SERVING_BATCH)
+    figure(settings, f"{variant} mlflow.pyfunc, 1 row p50/p95/p99", latency_text(pyfunc))
+    over_http = http_serving(settings, uri or str(folder), rows.dropna(), f"serve-{variant}.log")  # JSON has no NaN
+    figure(settings, f"{variant} HTTP, 1 row p50/p95/p99", latency_text(over_http))
+    return {"runtime": runtime, "pyfunc": pyfunc, "http": over_http}
+
+
+def graph_figures(settings: Settings, folder: Path, rows: pd.DataFrame) -> dict[str, Any]:
+    """The compiled graph of the model `folder`, split per stage on the big batch, and one row without the profiler."""
+    graph = (folder / "serving" / loader.GRAPH).read_bytes()
+    chunk_rows = json.loads((folder / "serving" / loader.INFO).read_text())["chunk_rows"]
+    big = rows.sample(RUNTIME_BATCH, replace=True, random_state=0)
+    return {
+        "one_row": one_row_split(graph, chunk_rows, rows.iloc[[0]], settings.latency_calls),
+        "batch": profile_graph(graph, chunk_rows, big, settings.batch_repeats),
+    }
+
+
 def serving(settings: Settings) -> dict[str, Any]:
     """Both variants of the bench store's champion: own runtime, `mlflow.pyfunc`, HTTP, parity, register cost."""
     import mlflow
@@ -159,33 +200,14 @@ def serving(settings: Settings) -> dict[str, Any]:
     if served != SKLEARN:
         folders[SKLEARN] = sklearn_copy(local, settings.work / "champion-sklearn")
     found = runtimes(local)
-    figures: dict[str, dict[str, Any]] = {}
-    for variant, (load, artifact) in found.items():
-        own = profile_settings(cfg.deployment.profile, settings, RUNTIME_BATCH)
-        f = {"runtime": profiled(hardware.profile_variant(load, rows, [1], artifact, own), RUNTIME_BATCH)}
-        figure(settings, f"{variant} runtime, 1 row p50/p95/p99", latency_text(f["runtime"]))
-        figure(
-            settings, f"{variant} runtime, {RUNTIME_BATCH:,} rows", f"{f['runtime']['batch_rows_per_s']:,.0f} rows/s"
+    figures = {
+        variant: variant_figures(
+            settings, rows, variant, load, artifact, folders[variant], uri if variant == served else None
         )
-        folder = folders[variant]
-        pyfunc = profile_settings(cfg.deployment.profile, settings, SERVING_BATCH)
-        profile = hardware.profile_variant(
-            lambda n, f=folder: hardware.ThreadLimited(mlflow.pyfunc.load_model(str(f)), n), rows, [1], folder, pyfunc
-        )
-        f["pyfunc"] = profiled(profile, SERVING_BATCH)
-        figure(settings, f"{variant} mlflow.pyfunc, 1 row p50/p95/p99", latency_text(f["pyfunc"]))
-        model = uri if variant == served else str(folder)
-        f["http"] = http_serving(settings, model, rows.dropna(), f"serve-{variant}.log")  # JSON has no NaN
-        figure(settings, f"{variant} HTTP, 1 row p50/p95/p99", latency_text(f["http"]))
-        figures[variant] = f
-    graph = local / "serving" / loader.GRAPH
+        for variant, (load, artifact) in found.items()
+    }
     if ONNX in figures:  # which stage of the graph costs what, on one row and on the big batch
-        chunk_rows = json.loads((local / "serving" / loader.INFO).read_text())["chunk_rows"]
-        big = rows.sample(RUNTIME_BATCH, replace=True, random_state=0)
-        figures[ONNX]["graph_profile"] = {
-            "one_row": one_row_split(graph.read_bytes(), chunk_rows, rows.iloc[[0]], settings.latency_calls),
-            "batch": profile_graph(graph.read_bytes(), chunk_rows, big, settings.batch_repeats),
-        }
+        figures[ONNX]["graph_profile"] = graph_figures(settings, local, rows)
     test = sealed_test(client, cfg, version.version, settings.work)
     X, y = test[cfg.data.features()], test[cfg.data.target].to_numpy(np.float64)
     predicted = {v: np.asarray(load(1).predict(X), dtype=np.float64).reshape(-1) for v, (load, _) in found.items()}
@@ -193,7 +215,7 @@ def serving(settings: Settings) -> dict[str, Any]:
     parity = parity_figures(y, predicted, None if tagged is None else float(tagged))
     if "max_rel_error" in parity:
         figure(settings, "parity, max relative error on the test set", f"{parity['max_rel_error']:.3g}")
-    run = client.get_run(version.run_id)
+    run = client.get_run(str(version.run_id))
     register = register_cost(None, (run.info.end_time - run.info.start_time) / 1000, run.data.metrics)
     return {
         "model_uri": uri,
