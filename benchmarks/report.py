@@ -254,8 +254,9 @@ def graph_table(profile: dict[str, Any]) -> list[str]:
     header = ["stage", "op types", f"{batch['rows']:,} rows (ms)", "share of the call"]
     note = (
         f"ONNX Runtime's profiler on, 1 thread; mean of {batch['calls']} {batch['rows']:,}-row calls. "
-        f"One row, profiler off (median of {one['calls']} calls): feeds from pandas {one['feeds_us']:.1f} µs, "
-        f"session run {one['run_us']:.1f} µs, whole predict {one['predict_us']:.1f} µs."
+        f"One row, profiler off (median of {one['calls']} distinct rows): "
+        f"feeds from pandas {one['feeds_us']:.1f} µs, session run {one['run_us']:.1f} µs "
+        f"(p99 {one['run_p99_us']:,.1f} µs), whole predict {one['predict_us']:.1f} µs."
     )
     return [*markdown_table(header, rows), "", note]
 

@@ -174,8 +174,9 @@ def graph_figures(settings: Settings, folder: Path, rows: pd.DataFrame) -> dict[
     graph = (folder / "serving" / loader.GRAPH).read_bytes()
     chunk_rows = json.loads((folder / "serving" / loader.INFO).read_text())["chunk_rows"]
     big = rows.sample(RUNTIME_BATCH, replace=True, random_state=0)
+    picked = rows.sample(settings.latency_calls, replace=True, random_state=0)
     return {
-        "one_row": one_row_split(graph, chunk_rows, rows.iloc[[0]], settings.latency_calls),
+        "one_row": one_row_split(graph, chunk_rows, [picked.iloc[[i]] for i in range(len(picked))]),
         "batch": profile_graph(graph, chunk_rows, big, settings.batch_repeats),
     }
 

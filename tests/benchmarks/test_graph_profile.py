@@ -84,7 +84,9 @@ def test_profile_graph_of_a_tiny_compiled_graph() -> None:
 
 
 def test_one_row_split_of_a_tiny_compiled_graph() -> None:
-    figures = one_row_split(tiny_graph(), 2, pd.DataFrame({"x": [1.5]}), 5)
-    assert set(figures) == {"calls", "feeds_us", "run_us", "predict_us"}
+    singles = [pd.DataFrame({"x": [float(i)]}) for i in range(5)]
+    figures = one_row_split(tiny_graph(), 2, singles)
+    assert set(figures) == {"calls", "feeds_us", "run_us", "run_p99_us", "predict_us"}
     assert figures["calls"] == 5
     assert min(figures["feeds_us"], figures["run_us"], figures["predict_us"]) > 0
+    assert figures["run_p99_us"] >= figures["run_us"]

@@ -59,7 +59,13 @@ def serving_results() -> dict[str, Any]:
                 "pyfunc": path(1.5, 2.25, 3.125, 1000, 12345.6, **cpu),
                 "http": path(4.0, 5.0, 6.0, 1000, 2000.0, startup_s=7.5, load_avg_1m=[1.25, 1.5]),
                 "graph_profile": {
-                    "one_row": {"calls": 100, "feeds_us": 60.0, "run_us": 150.0, "predict_us": 215.5},
+                    "one_row": {
+                        "calls": 100,
+                        "feeds_us": 60.0,
+                        "run_us": 150.0,
+                        "run_p99_us": 4100.0,
+                        "predict_us": 215.5,
+                    },
                     "batch": graph_profile(10000, 40.0, 39.0, 30.0),
                 },
             },
@@ -292,10 +298,11 @@ def test_graph_table_splits_a_call_into_stages_session_and_feeds() -> None:
         "outside the session: feeds, chunks": ["", "1.00", "2.5 %"],
         "whole call": ["", "40.00", "100.0 %"],
     }
-    assert "mean of 5 10,000-row calls. One row, profiler off (median of 100 calls): feeds from pandas 60.0 µs, " in (
-        markdown
+    assert (
+        "mean of 5 10,000-row calls. One row, profiler off (median of 100 distinct rows): feeds from pandas 60.0 µs, "
+        in (markdown)
     )
-    assert "session run 150.0 µs, whole predict 215.5 µs." in markdown
+    assert "session run 150.0 µs (p99 4,100.0 µs), whole predict 215.5 µs." in markdown
 
 
 def test_summary_of_a_sklearn_champion_has_no_parity_rows_and_misses_goals() -> None:
