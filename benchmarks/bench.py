@@ -5,7 +5,8 @@ Parts (all by default; `--only cold,floor,cached,serving,sweep` picks some):
            per-step wall times from the pipeline run's pipeline.json and the step runs
   floor    the same fits by a bare script (benchmarks/floor.py): no MLflow, Hydra app or subprocesses
   cached   the same command again on the same store, every step a cache hit (median of repeats)
-  serving  the champion's single-row latency and 1,000-row throughput, in-process and over HTTP
+  serving  both serving variants of the champion on one thread: own runtime, `mlflow.pyfunc`, HTTP;
+           the compiled graph per stage; parity on the sealed test set; the register step's cost
   sweep    best CV wMAPE against trial count for TPE and random sampling (the costly part)
 
 Writes <out>/<date>.json, <date>.md (and <date>-sweep.png), and puts the table in the README's

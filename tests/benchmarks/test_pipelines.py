@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from benchmarks.pipelines import cold_result, pipeline_command, steps_that_ran, trials_finished
+from benchmarks.pipelines import cold_result, pipeline_command, register_cost, steps_that_ran, trials_finished
 from benchmarks.settings import BIN, ROOT, Settings
 
 
@@ -85,6 +85,17 @@ def test_cold_result_reads_steps_sweep_and_test_figures() -> None:
         "sweep_trials_finished": 6,
         "sweep_best_cv_wmape": 0.2,
         "test_wmape": 0.21,
+        "register": {"wall_s": 10.0, "run_s": 9.0, "compile_s": None, "profile_s": None},
+    }
+
+
+def test_register_cost_splits_conversion_and_profiling_when_the_step_logged_them() -> None:
+    metrics = {"register_compile_s": 4.123, "register_profile_s": 7.456, "test_wmape": 0.2}
+    assert register_cost(None, 12.345, metrics) == {
+        "wall_s": None,
+        "run_s": 12.35,
+        "compile_s": 4.12,
+        "profile_s": 7.46,
     }
 
 
@@ -94,3 +105,4 @@ def test_cold_result_without_sweep_or_register_metrics() -> None:
     assert result["sweep_trials_finished"] == 0
     assert result["sweep_best_cv_wmape"] is None
     assert result["test_wmape"] is None
+    assert result["register"] is None

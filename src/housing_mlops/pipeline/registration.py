@@ -7,6 +7,7 @@ registration as a transaction that never leaves a half-registered version behind
 import dataclasses
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,7 +90,9 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
     model = fit_final(best, train, data)
+    started = time.perf_counter()
     compiled = variants.compile_checked(model, X, X_test, ctx.cfg.serving)
+    compile_s = time.perf_counter() - started
     if compiled.onnx is None:
         ctx.warn(f"serving the sklearn Pipeline, not the compiled graph: {compiled.reason}")
     checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, ctx.cfg.serving.chunk_rows).predict
@@ -99,7 +102,9 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     args = save_args(model, X)
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
     threads = hardware.thread_counts(host["cores"])
+    started = time.perf_counter()
     profiles = _profile_variants(ctx, model, compiled, args["skops_trusted_types"], X_test, threads)
+    mlflow.log_metrics({"register_compile_s": compile_s, "register_profile_s": time.perf_counter() - started})
     served = min(profiles, key=lambda variant: profiles[variant]["cpu_p95_ms"])
     costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)

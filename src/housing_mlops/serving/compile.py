@@ -104,7 +104,7 @@ class _Assembly:
             self.nodes.append(node)
         return name(graph.output[0].name)
 
-    def model(self, opset: int, layout: ModelLayout, output: str, width: int) -> onnx.ModelProto:
+    def model(self, layout: ModelLayout, output: str, width: int) -> onnx.ModelProto:
         """The graph so far as a model with inputs per `layout` and one float64 [N, width] output."""
         inputs = [
             onnx.helper.make_tensor_value_info(NUMERIC_INPUT, onnx.TensorProto.DOUBLE, [None, len(layout.numeric)])
@@ -115,7 +115,7 @@ class _Assembly:
         result = onnx.helper.make_tensor_value_info(output, onnx.TensorProto.DOUBLE, [None, width])
         return onnx.helper.make_model(
             onnx.helper.make_graph(self.nodes, "housing_mlops", inputs, [result], self.initializers),
-            opset_imports=[onnx.helper.make_opsetid(domain, version) for domain, version in _opsets(opset).items()],
+            opset_imports=[onnx.helper.make_opsetid(d, v) for d, v in _opsets(self.opset).items()],
             producer_name="housing_mlops",
         )
 
@@ -165,13 +165,13 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
     width = len(model[:-1].get_feature_names_out())
     if reference is not None and isinstance(regressor, converters.TREES):
         try:
-            computed = _run(graph.model(opset, layout, FEATURES, width), reference, layout)
+            computed = _run(graph.model(layout, FEATURES, width), reference, layout)
         except Exception as exc:  # onnxruntime's own error types
             raise ConversionError(f"ONNX Runtime cannot run the feature stages: {_first_line(exc)}") from exc
         regressor = align_thresholds(regressor, model[:-1].transform(reference).to_numpy(np.float64), computed)
     predicted = graph.stage("model", regressor, engineered, DoubleTensorType([None, width]))
     graph.node("Reshape", [predicted, graph.const("prediction_shape", np.array([-1, 1], np.int64))], OUTPUT)
-    onx = graph.model(opset, layout, OUTPUT, 1)
+    onx = graph.model(layout, OUTPUT, 1)
     try:
         onnx.checker.check_model(onx)
     except onnx.checker.ValidationError as exc:
