@@ -69,13 +69,15 @@ def _layout(impute: ColumnTransformer) -> tuple[ModelLayout, list[str]]:
 def _convert_stage(path: str, stage: Any, input_type: Any, opset: int) -> onnx.GraphProto:
     """One stage alone as an ONNX graph with input "x" (skl2onnx's parser and converters)."""
     try:
-        return convert_sklearn(stage, initial_types=[("x", input_type)], target_opset=_opsets(opset)).graph
+        # skl2onnx targets ai.onnx.ml 3 at most; our tree converters add opset-5 TreeEnsemble nodes
+        target = {"": opset, "ai.onnx.ml": 3}
+        return convert_sklearn(stage, initial_types=[("x", input_type)], target_opset=target).graph
     except Exception as exc:  # skl2onnx raises many types; all mean "this stage cannot be converted"
         raise ConversionError(f"{_stage_name(path, stage)} has no ONNX converter: {_first_line(exc)}") from exc
 
 
 def _opsets(opset: int) -> dict[str, int]:
-    return {"": opset, "ai.onnx.ml": 3}
+    return {"": opset, "ai.onnx.ml": converters.ML_OPSET}
 
 
 class _Assembly:

@@ -2,22 +2,19 @@
 
 Every converter computes in float64, as the sklearn stage does, so that a value next to a tree's
 split threshold takes the same branch in both runtimes. skl2onnx's own tree converters round
-thresholds to float32 attributes; the ones here write ONNX-ML's `*_as_tensor` double attributes.
+thresholds to float32 attributes, and ONNX-ML's TreeEnsembleRegressor answers in float32; the
+ones here write ONNX-ML opset 5's TreeEnsemble, float64 thresholds, leaves and output.
 `register()` installs them through skl2onnx's documented extension point
 (`update_registered_converter`); it is idempotent.
 """
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from onnx import TensorProto, numpy_helper
 from skl2onnx import update_registered_converter
 from skl2onnx.common.data_types import DoubleTensorType
-from skl2onnx.common.tree_ensemble import (
-    add_tree_to_attribute_pairs,
-    add_tree_to_attribute_pairs_hist_gradient_boosting,
-    get_default_tree_regressor_attribute_pairs,
-)
 from sklearn.dummy import DummyRegressor
 from sklearn.ensemble import (
     ExtraTreesRegressor,
@@ -33,6 +30,10 @@ from sklearn.tree import DecisionTreeRegressor
 from housing_mlops.features.preprocessing import _log1p_clipped
 from housing_mlops.features.transformers import ClusterSimilarity, NeighborTargetFeatures, RatioFeatures
 from housing_mlops.serving.neighbors import CellTables, build_tables
+
+_SUM, _AVERAGE = 1, 0  # TreeEnsemble aggregate_function values
+
+ML_OPSET = 5  # ai.onnx.ml: TreeEnsemble (float64 in and out) is opset 5
 
 TREES = (
     HistGradientBoostingRegressor,
@@ -63,6 +64,7 @@ class _Graph:
         out = output or self.scope.get_unique_variable_name(op_type.lower())
         name = self.scope.get_unique_operator_name(op_type)
         if domain:
+            # skl2onnx refuses ai.onnx.ml above 3: declared as 3 here; the assembled model imports 5
             self.container.add_node(op_type, list(inputs), [out], op_domain=domain, op_version=3, name=name, **attrs)
         else:
             self.container.add_node(op_type, list(inputs), [out], name=name, **attrs)
@@ -263,49 +265,122 @@ def _convert_iterative_imputer(scope: Any, operator: Any, container: Any) -> Non
     g.op("Where", none_known, initial, filled, output=out)
 
 
-def _tree_attributes(model: Any) -> tuple[dict[str, Any], bool]:
-    """ONNX-ML TreeEnsembleRegressor attributes of a fitted regressor, and whether sklearn casts X to float32."""
-    attrs = get_default_tree_regressor_attribute_pairs()
-    attrs["n_targets"] = 1
+@dataclass(frozen=True)
+class _Tree:
+    """One fitted tree as flat arrays, node 0 its root."""
+
+    left: np.ndarray
+    right: np.ndarray
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    is_leaf: np.ndarray
+    value: np.ndarray  # leaf values (interior entries unused), already weighted
+
+
+def _sklearn_tree(tree: Any, weight: float) -> _Tree:
+    nodes = tree.__getstate__()["nodes"]
+    return _Tree(
+        nodes["left_child"],
+        nodes["right_child"],
+        nodes["feature"],
+        nodes["threshold"],
+        nodes["missing_go_to_left"].astype(bool),
+        nodes["left_child"] < 0,
+        np.asarray(tree.value, dtype=np.float64).reshape(len(nodes), -1)[:, 0] * weight,
+    )
+
+
+def _hist_tree(predictor: Any) -> _Tree:
+    nodes = predictor.nodes
+    return _Tree(
+        nodes["left"],
+        nodes["right"],
+        nodes["feature_idx"],
+        nodes["num_threshold"],
+        nodes["missing_go_to_left"].astype(bool),
+        nodes["is_leaf"].astype(bool),
+        nodes["value"].astype(np.float64),
+    )
+
+
+def _trees(model: Any) -> tuple[list[_Tree], int, float, bool]:
+    """(trees, ONNX aggregate function, base value, whether sklearn casts X to float32) of a regressor."""
+    if getattr(model, "n_outputs_", 1) != 1:
+        raise NotImplementedError(f"{type(model).__name__} with several outputs")
     if isinstance(model, HistGradientBoostingRegressor):
         if model.n_trees_per_iteration_ != 1 or model.is_categorical_ is not None:
             raise NotImplementedError("HistGradientBoostingRegressor with categorical features")
-        for i, predictors in enumerate(model._predictors):
-            add_tree_to_attribute_pairs_hist_gradient_boosting(
-                attrs, False, predictors[0], i, 1.0, 0, False, False, dtype=np.float64
-            )
-        attrs["base_values"] = [float(np.ravel(model._baseline_prediction)[0])]
-        return attrs, False
-    if getattr(model, "n_outputs_", 1) != 1:
-        raise NotImplementedError(f"{type(model).__name__} with several outputs")
+        trees = [_hist_tree(predictors[0]) for predictors in model._predictors]
+        return trees, _SUM, float(np.ravel(model._baseline_prediction)[0]), False
     if isinstance(model, GradientBoostingRegressor):
         if not (model.init_ == "zero" or isinstance(model.init_, DummyRegressor)):
             raise NotImplementedError(f"GradientBoostingRegressor with init {type(model.init_).__name__}")
-        trees = [stage[0].tree_ for stage in model.estimators_]
-        weight = float(model.learning_rate)
-        attrs["base_values"] = [0.0 if model.init_ == "zero" else float(np.ravel(model.init_.constant_)[0])]
-    elif isinstance(model, RandomForestRegressor | ExtraTreesRegressor):
-        trees = [estimator.tree_ for estimator in model.estimators_]
-        weight = 1.0 / len(trees)  # sklearn averages the trees
-    else:
-        trees, weight = [model.tree_], 1.0
-    for i, tree in enumerate(trees):
-        add_tree_to_attribute_pairs(attrs, False, tree, i, weight, 0, False, False, dtype=np.float64)
-    return attrs, True
+        base = 0.0 if model.init_ == "zero" else float(np.ravel(model.init_.constant_)[0])
+        # sklearn adds learning_rate * leaf value per stage: the same products, summed in order
+        trees = [_sklearn_tree(stage[0].tree_, float(model.learning_rate)) for stage in model.estimators_]
+        return trees, _SUM, base, True
+    if isinstance(model, RandomForestRegressor | ExtraTreesRegressor):
+        # sklearn sums the trees' predictions in order, then divides by their count
+        return [_sklearn_tree(e.tree_, 1.0) for e in model.estimators_], _AVERAGE, 0.0, True
+    return [_sklearn_tree(model.tree_, 1.0)], _SUM, 0.0, True
+
+
+def _tree_ensemble_attributes(trees: list[_Tree], aggregate: int) -> dict[str, Any]:
+    """ONNX-ML TreeEnsemble (opset 5) attributes: interior nodes and leaves in separate lists, float64."""
+    nodes: dict[str, list[Any]] = {
+        k: [] for k in ("feature", "split", "missing", "true", "true_leaf", "false", "false_leaf")
+    }
+    leaves: list[float] = []
+    roots = []
+    for tree in trees:
+        interior = np.flatnonzero(~tree.is_leaf)
+        leaf = np.flatnonzero(tree.is_leaf)
+        position = np.full(len(tree.is_leaf), -1)
+        position[interior] = len(nodes["feature"]) + np.arange(len(interior))
+        position[leaf] = len(leaves) + np.arange(len(leaf))
+        leaves.extend(tree.value[leaf].tolist())
+        if not len(interior):  # a tree that is one leaf: one entry whose branches both end in it
+            roots.append(len(nodes["feature"]))
+            for key, value in (("feature", 0), ("split", 0.0), ("missing", 0)):
+                nodes[key].append(value)
+            for key in ("true", "false"):
+                nodes[key].append(int(position[0]))
+                nodes[f"{key}_leaf"].append(1)
+            continue
+        roots.append(int(position[0]))
+        for i in interior:
+            nodes["feature"].append(int(tree.feature[i]))
+            nodes["split"].append(float(tree.threshold[i]))
+            nodes["missing"].append(int(tree.missing_left[i]))  # true branch = left (x <= split)
+            for key, child in (("true", tree.left[i]), ("false", tree.right[i])):
+                nodes[key].append(int(position[child]))
+                nodes[f"{key}_leaf"].append(int(tree.is_leaf[child]))
+    return {
+        "aggregate_function": aggregate,
+        "post_transform": 0,
+        "n_targets": 1,
+        "tree_roots": roots,
+        "nodes_featureids": nodes["feature"],
+        "nodes_splits": numpy_helper.from_array(np.asarray(nodes["split"], dtype=np.float64)),
+        "nodes_modes": numpy_helper.from_array(np.zeros(len(nodes["feature"]), dtype=np.uint8)),  # BRANCH_LEQ
+        "nodes_missing_value_tracks_true": nodes["missing"],
+        "nodes_truenodeids": nodes["true"],
+        "nodes_trueleafs": nodes["true_leaf"],
+        "nodes_falsenodeids": nodes["false"],
+        "nodes_falseleafs": nodes["false_leaf"],
+        "leaf_targetids": [0] * len(leaves),
+        "leaf_weights": numpy_helper.from_array(np.asarray(leaves, dtype=np.float64)),
+    }
 
 
 def _tree_ensemble(g: _Graph, model: Any, source: str, out: str | None = None) -> str:
-    """Double thresholds and leaf values; sklearn's own float32 cast of X where it makes one."""
-    attrs, casts_to_float32 = _tree_attributes(model)
-    for key in ("nodes_values", "target_weights", "base_values", "nodes_hitrates"):
-        values = attrs.pop(key, [])
-        if len(values):
-            attrs[f"{key}_as_tensor"] = numpy_helper.from_array(np.asarray(values, dtype=np.float64))
+    """The regressor as one float64 TreeEnsemble; sklearn's own float32 cast of X where it makes one."""
+    trees, aggregate, base, casts_to_float32 = _trees(model)
     if casts_to_float32:
         source = g.op("Cast", g.op("Cast", source, to=TensorProto.FLOAT), to=TensorProto.DOUBLE)
-    # ONNX-ML's regressor output is float32 (relative error ~6e-8); thresholds stay double
-    scores = g.op("TreeEnsembleRegressor", source, domain="ai.onnx.ml", **attrs)
-    return g.op("Cast", scores, output=out, to=TensorProto.DOUBLE)
+    scores = g.op("TreeEnsemble", source, domain="ai.onnx.ml", **_tree_ensemble_attributes(trees, aggregate))
+    return g.op("Add", scores, g.const(np.array([base])), output=out)
 
 
 def _convert_trees(scope: Any, operator: Any, container: Any) -> None:
