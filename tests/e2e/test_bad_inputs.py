@@ -178,9 +178,9 @@ CASES = [
     ),
     Case(
         "out_of_range",
-        _csv("housing_old.csv", _set("housing_median_age", list(range(10)), 999.0)),
-        r"<FILE>: column 'housing_median_age': 10 of 2000 values \(0\.50%\) outside \[1, 52\], "
-        r"more than data\.max_out_of_range_share=0\.10% \(e\.g\. 999\.0 at row 0, .*\)",
+        _csv("housing_big.csv", _set("total_rooms", list(range(10)), 99999.0)),
+        r"<FILE>: column 'total_rooms': 10 of 2000 values \(0\.50%\) outside \[1, 50000\], "
+        r"more than data\.max_out_of_range_share=0\.10% \(e\.g\. 99999\.0 at row 0, .*\)",
     ),
     Case(
         "unknown_category",
