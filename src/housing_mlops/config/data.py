@@ -105,8 +105,9 @@ class DomainConfig:
 
 
 def number(value: float) -> str:
-    """A bound or value as a user reads it: -3 for -3.0, 0.4999, inf."""
-    return f"{value:.15g}"
+    """A bound or value as a user reads it, exactly: -3 for -3.0, 0.4999, 0.9999999999999999, inf."""
+    value = float(value)
+    return str(int(value)) if value.is_integer() else repr(value)
 
 
 @dataclass

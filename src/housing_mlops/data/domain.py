@@ -1,6 +1,7 @@
 """The data's domain (data.columns.<name>.domain) as pandera checks, and its violations in words."""
 
 from dataclasses import dataclass
+from numbers import Real
 
 import pandas as pd
 import pandera.pandas as pa
@@ -22,7 +23,7 @@ class Violation:
 
     def describe(self) -> str:
         """One clause naming the column, the first row and value, the domain and its config key."""
-        value = number(self.value) if isinstance(self.value, int | float) else repr(self.value)
+        value = number(float(self.value)) if isinstance(self.value, Real) else repr(self.value)
         return (
             f"column '{self.column}' row {self.row} value {value} is outside its domain {self.domain} "
             f"(data.columns.{self.column}.domain)"
