@@ -57,8 +57,7 @@ def timed(timings: dict[str, float], name: str) -> Iterator[None]:
 
 def ingest(cfg: Config, data_path: Path) -> pd.DataFrame:
     """Read and validate the CSV as the ingest step does (the parquet hand-over is MLflow's part)."""
-    frame, _ = schema.validate(schema.read_csv(data_path), cfg.data, data_path.name)
-    return frame
+    return schema.validate(schema.read_csv(data_path), cfg.data, data_path.name).frame
 
 
 def load_train(cfg: Config, data_path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

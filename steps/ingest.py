@@ -18,13 +18,19 @@ def ingest(ctx: StepContext) -> None:
     data = ctx.cfg.data
     csv = source.fetch(data.source, data.download, ctx.workdir)
     sha = source.verify(csv, data.sha256)
-    df, warnings = schema.validate(schema.read_csv(csv), data, csv.name)
-    for message in warnings:
+    checked = schema.validate(schema.read_csv(csv), data, csv.name)
+    for message in checked.warnings:
         ctx.warn(message)
+    for violation in checked.dropped:
+        log.info(f"dropped {violation.rows} row(s) outside their domain: {violation.describe()}")
+    df = checked.frame
     ctx.output("raw.parquet", df.to_parquet)
     mlflow.log_dict(schema.profile(df), "profile.json")
     mlflow.set_tags({DATA_SHA_TAG: sha, DATA_SOURCE_TAG: data.source})
-    mlflow.log_metrics({"rows": len(df), "columns": df.shape[1]})
+    dropped = {f"rows_dropped_domain.{v.column}": v.rows for v in checked.dropped}
+    mlflow.log_metrics(
+        {"rows": len(df), "columns": df.shape[1], "rows_dropped_domain": checked.rows_dropped, **dropped}
+    )
     dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
     mlflow.log_input(dataset, context="raw")
     log.info(f"{len(df)} rows from {data.source} (sha256 {sha[:12]})")

@@ -23,7 +23,8 @@ def check_fails(df: pd.DataFrame, cfg, match: str) -> str:
 
 
 def test_valid_sample_passes_with_declared_dtypes(df: pd.DataFrame, cfg) -> None:
-    out, warnings = validate(df, cfg.data, "h.csv")
+    checked = validate(df, cfg.data, "h.csv")
+    out, warnings = checked.frame, checked.warnings
     assert warnings == []
     assert list(out.columns) == list(cfg.data.columns)
     assert out["total_bedrooms"].isna().any()  # nullable column keeps its gaps
@@ -34,7 +35,8 @@ def test_missing_column(df: pd.DataFrame, cfg) -> None:
 
 
 def test_extra_column_warns_and_is_dropped(df: pd.DataFrame, cfg) -> None:
-    out, warnings = validate(df.assign(surprise=1), cfg.data, "h.csv")
+    checked = validate(df.assign(surprise=1), cfg.data, "h.csv")
+    out, warnings = checked.frame, checked.warnings
     assert "surprise" not in out.columns
     assert warnings == ["h.csv: ignoring column(s) ['surprise'] not declared in config data.columns"]
 
@@ -46,13 +48,13 @@ def test_text_in_numeric_column(df: pd.DataFrame, cfg) -> None:
 
 
 def test_out_of_range_beyond_share(df: pd.DataFrame, cfg) -> None:
-    df.loc[df.index[:5], "latitude"] = 99.0
-    message = check_fails(df, cfg, r"column 'latitude': 5 of 2000 values \(0\.25%\) outside \[32, 42\.5\]")
+    df.loc[df.index[:5], "total_rooms"] = 99999.0  # in its domain [1, inf), not in the plausible range
+    message = check_fails(df, cfg, r"column 'total_rooms': 5 of 2000 values \(0\.25%\) outside \[1, 50000\]")
     assert "data.max_out_of_range_share" in message
 
 
 def test_out_of_range_within_share_passes(df: pd.DataFrame, cfg) -> None:
-    df.loc[df.index[:1], "latitude"] = 99.0  # 0.05% <= 0.1%
+    df.loc[df.index[:1], "total_rooms"] = 99999.0  # 0.05% <= 0.1%
     validate(df, cfg.data, "h.csv")
 
 
@@ -92,7 +94,7 @@ def test_binary_file_is_not_a_csv(tmp_path: Path) -> None:
 
 
 def test_profile_counts_missing_and_categories(df: pd.DataFrame, cfg) -> None:
-    out, _ = validate(df, cfg.data, "h.csv")
+    out = validate(df, cfg.data, "h.csv").frame
     stats = profile(out)
     assert stats["total_bedrooms"]["missing"] == int(df["total_bedrooms"].isna().sum())
     assert sum(stats["ocean_proximity"]["counts"].values()) == len(df)

@@ -9,7 +9,7 @@ from housing_mlops.errors import SchemaError
 
 
 def test_real_data_gives_geron_sizes_and_strata(full_data: pd.DataFrame, cfg) -> None:
-    df, _ = validate(full_data, cfg.data, "housing.csv")
+    df = validate(full_data, cfg.data, "housing.csv").frame
     train, test = split(df, cfg.data, cfg.split)
     assert (len(train), len(test)) == (16512, 4128)
     assert set(train.index).isdisjoint(test.index)

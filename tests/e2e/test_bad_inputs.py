@@ -7,10 +7,12 @@ its `housing.error` tag, log no output, and leave the earlier runs and the (empt
 registry untouched.
 
 Every case runs the step in-process: `python -m steps.ingest` through runpy, its real CLI and
-step runner, without a process start. Two cases (a file error and a schema error) also run
-the real `mlflow run` pipeline, where the pipeline run must fail too, repeat the step's line
-naming the failed run, and start no later step. An extra, undeclared column is the one bad
-input that only warns (a real pipeline run: the clean table must hit split's cache).
+step runner, without a process start. Three cases (a file error, a schema error and a value
+outside its domain) also run the real `mlflow run` pipeline, where the pipeline run must fail
+too, repeat the step's line naming the failed run, and start no later step. An extra,
+undeclared column is the one bad input that only warns (a real pipeline run: the clean table
+must hit split's cache); with data.on_invalid=drop, rows outside their domain are dropped and
+counted instead of failing.
 """
 
 import dataclasses
@@ -178,9 +180,9 @@ CASES = [
     ),
     Case(
         "out_of_range",
-        _csv("housing_old.csv", _set("housing_median_age", list(range(10)), 999.0)),
-        r"<FILE>: column 'housing_median_age': 10 of 2000 values \(0\.50%\) outside \[1, 52\], "
-        r"more than data\.max_out_of_range_share=0\.10% \(e\.g\. 999\.0 at row 0, .*\)",
+        _csv("housing_big.csv", _set("total_rooms", list(range(10)), 99999.0)),
+        r"<FILE>: column 'total_rooms': 10 of 2000 values \(0\.50%\) outside \[1, 50000\], "
+        r"more than data\.max_out_of_range_share=0\.10% \(e\.g\. 99999\.0 at row 0, .*\)",
     ),
     Case(
         "unknown_category",
@@ -188,6 +190,12 @@ CASES = [
         rf"<FILE>: column 'ocean_proximity': 2 value\(s\) not in "
         rf"data\.columns\.ocean_proximity\.categories {CATEGORIES} "
         rf"\(e\.g\. 'MARS' at row 5, 'MARS' at row 6\)",
+    ),
+    Case(
+        "out_of_domain",
+        _csv("housing_no_households.csv", _set("households", [17, 40, 41, 300], -3.0)),
+        r"<FILE>: column 'households' row 17 value -3 is outside its domain \[1, inf\) "
+        r"\(data\.columns\.households\.domain\); 4 row\(s\) violate it",
     ),
     Case(
         "missing_target",
@@ -332,7 +340,7 @@ def test_bad_input_fails_ingest_with_one_actionable_line(
     assert_earlier_runs_untouched(baseline, tmp_path / "artifacts")
 
 
-PIPELINE_CASES = [c for c in CASES if c.id in ("missing_file", "unknown_category")]
+PIPELINE_CASES = [c for c in CASES if c.id in ("missing_file", "unknown_category", "out_of_domain")]
 
 
 @pytest.mark.e2e
@@ -401,3 +409,32 @@ def test_extra_column_warns_and_is_dropped(baseline: Baseline, sample: pd.DataFr
     assert split.info.run_id == baseline.split.info.run_id
 
     assert_earlier_runs_untouched(baseline, tmp_path / "artifacts")
+
+
+def test_drop_mode_drops_counts_and_logs_the_rows_outside_their_domain(
+    baseline: Baseline,
+    sample: pd.DataFrame,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    store = baseline.store
+    source = _csv("housing_dirty.csv", _set("households", [17, 40], -3.0))(Inputs(sample, Path(), tmp_path, 0))
+    capsys.readouterr()
+    code = run_step_module("ingest", store, source, "data.on_invalid=drop", monkeypatch)
+    out = capsys.readouterr().out
+
+    assert code == 0
+    line = (
+        "[ingest] dropped 2 row(s) outside their domain: column 'households' row 17 value -3 is outside "
+        "its domain [1, inf) (data.columns.households.domain)"
+    )
+    assert line in out.splitlines(), out[-3000:]
+    ingest = store.runs("ingest")[0]
+    assert ingest.info.status == "FINISHED"
+    metrics = ingest.data.metrics
+    assert (metrics["rows_dropped_domain"], metrics["rows_dropped_domain.households"]) == (2, 2)
+    assert metrics["rows"] == len(sample) - 2
+    raw = store.client.download_artifacts(ingest.info.run_id, "raw.parquet", str(tmp_path))
+    assert not {17, 40} & set(pd.read_parquet(raw).index)
+    assert baseline.ingest.data.metrics["rows_dropped_domain"] == 0

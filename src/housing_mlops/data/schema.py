@@ -1,5 +1,6 @@
 """Validate the raw table against the schema declared in config/data/ (pandera)."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -7,9 +8,21 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from housing_mlops.config.data import ColumnConfig, DataConfig
+from housing_mlops.data import domain
+from housing_mlops.data.domain import Violation
 from housing_mlops.errors import DataSourceError, SchemaError
 
 _DTYPES = {"float": "float64", "int": "int64", "str": "str"}
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The validated table, warnings for the step's output, and what data.on_invalid=drop removed."""
+
+    frame: pd.DataFrame
+    warnings: list[str]
+    dropped: list[Violation]  # per column, in config order; empty unless data.on_invalid=drop
+    rows_dropped: int  # distinct rows removed (a row may break several columns' domains)
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -24,7 +37,7 @@ def read_csv(path: Path) -> pd.DataFrame:
 
 
 def build_schema(data: DataConfig) -> pa.DataFrameSchema:
-    """The pandera schema of data.columns: coerced dtypes, nullability, range and category checks.
+    """The pandera schema of data.columns: coerced dtypes, nullability, range, category and domain checks.
 
     Not strict: columns the config does not declare are left to the caller.
     """
@@ -40,10 +53,11 @@ def build_schema(data: DataConfig) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(columns, strict=False)
 
 
-def validate(df: pd.DataFrame, data: DataConfig, name: str) -> tuple[pd.DataFrame, list[str]]:
-    """Return the table restricted to the declared columns, coerced, and warnings.
+def validate(df: pd.DataFrame, data: DataConfig, name: str) -> Validated:
+    """Return the table restricted to the declared columns, coerced, with warnings.
 
-    Every failing column is reported at once, in one line.
+    Every failing column is reported at once, in one line. Rows outside their column's domain
+    fail too, unless data.on_invalid is `drop`: then they are removed and counted.
     """
     warnings: list[str] = []
     missing = [c for c in data.columns if c not in df.columns]
@@ -54,11 +68,26 @@ def validate(df: pd.DataFrame, data: DataConfig, name: str) -> tuple[pd.DataFram
         warnings.append(f"{name}: ignoring column(s) {extra} not declared in config data.columns")
     if len(df) < data.min_rows:
         raise SchemaError(f"{name}: {len(df)} rows, fewer than data.min_rows={data.min_rows}")
+    schema = build_schema(data)
+    table = df[list(data.columns)]
     try:
-        valid = build_schema(data).validate(df[list(data.columns)], lazy=True)
+        return Validated(schema.validate(table, lazy=True), warnings, [], 0)
     except SchemaErrors as exc:
+        failed = exc
+    cases = failed.failure_cases
+    if data.on_invalid != "drop" or not domain.rows(cases):
+        raise SchemaError(f"{name}: {_summarise(cases, df, data)}") from failed
+    dropped, rows = domain.violations(cases, data), domain.rows(cases)
+    kept = table.drop(index=rows)
+    if len(kept) < data.min_rows:
+        raise SchemaError(
+            f"{name}: {len(kept)} rows after dropping {len(rows)} outside their domain "
+            f"(data.on_invalid=drop), fewer than data.min_rows={data.min_rows}"
+        )
+    try:
+        return Validated(schema.validate(kept, lazy=True), warnings, dropped, len(rows))
+    except SchemaErrors as exc:  # what dropping cannot mend: types, missing values, categories
         raise SchemaError(f"{name}: {_summarise(exc.failure_cases, df, data)}") from exc
-    return valid, warnings
 
 
 def profile(df: pd.DataFrame) -> dict[str, dict[str, object]]:
@@ -83,6 +112,9 @@ def _checks(name: str, col: ColumnConfig, share: float) -> list[pa.Check]:
         checks.append(pa.Check(lambda s: ((s < lo) | (s > hi)).mean() <= share, name="range"))
     if col.categories:
         checks.append(pa.Check.isin(col.categories))
+    in_domain = domain.check(col)
+    if in_domain is not None:
+        checks.append(in_domain)
     return checks
 
 
@@ -98,6 +130,14 @@ def _summarise(cases: pd.DataFrame, df: pd.DataFrame, data: DataConfig) -> str:
     for column, group in cases.groupby("column", sort=False, dropna=False):
         coerce = group[group["check"].astype(str).str.startswith("coerce_dtype")]
         group = coerce if not coerce.empty else group
+        if coerce.empty:  # a domain is checked on typed values only
+            violated = domain.violations(group, data)
+            parts += [f"{v.describe()}; {v.rows} row(s) violate it" for v in violated]
+            group = group[group["check"].astype(str) != domain.CHECK]
+            if violated:  # the domain's line names the rows a plausible range would
+                group = group[group["check"].astype(str) != "range"]
+            if group.empty:
+                continue
         check = str(group["check"].iloc[0])
         examples = _examples(group)
         if check == "range":
