@@ -47,6 +47,8 @@ TIMING_METRICS = {
         "hw_rss_mb",
         "hw_rows_per_s",
         "hw_usd_per_million",
+        "register_compile_s",
+        "register_profile_s",
     },
 }
 # RandomForest predicts on 2 threads (models.zoo.random_forest.fixed.n_jobs=2) and sums the
