@@ -31,3 +31,7 @@ class StorageError(HousingError):
 
 class SweepError(HousingError):
     """The sweep could not finish its study: a worker process died."""
+
+
+class MonitoringReferenceError(HousingError):
+    """A model version's monitoring reference is missing, from another schema version, or malformed."""

@@ -18,6 +18,7 @@ from hydra.core.config_store import ConfigStore
 from housing_mlops.config.checks import require
 from housing_mlops.config.data import DataConfig, SplitConfig
 from housing_mlops.config.modeling import FeaturesConfig, ImputeConfig, ModelsConfig, SelectConfig, SweepConfig
+from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
 from housing_mlops.config.serving import ServingConfig
 from housing_mlops.errors import ConfigError
@@ -85,6 +86,7 @@ class Config:
     registry: RegistryConfig
     deployment: DeploymentConfig
     serving: ServingConfig
+    monitor: MonitorConfig
     tracking: TrackingConfig
     pipeline: PipelineConfig
     wandb: WandbConfig
@@ -103,6 +105,7 @@ class Config:
             self.registry,
             self.deployment,
             self.serving,
+            self.monitor,
             self.pipeline,
             self.wandb,
         ):
