@@ -390,3 +390,18 @@ def test_bad_feature_spec_names_the_field(cfg, choices, key) -> None:
     with pytest.raises(ConfigError, match=key.replace(".", r"\.").replace("[", r"\[")) as info:
         feature_spec_from_config(cfg, **{**CHOSEN, **choices})
     assert "\n" not in str(info.value)
+
+
+def test_cluster_similarity_is_the_rbf_kernel_computed_without_cancellation() -> None:
+    # rbf_kernel's |x|^2 - 2xc + |c|^2 form loses ~1e-11; the transformer sums differences axis
+    # by axis (what the compiled graph does), so the two agree to that precision and no further
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    rng = np.random.default_rng(0)
+    coords = np.round(rng.uniform([-124, 32], [-114, 42], size=(500, 2)), 2)
+    similarity = ClusterSimilarity(n_clusters=8, gamma=5.0, weighted_by_target=False, n_init=1, random_state=0)
+    values = similarity.fit(coords).transform(coords)
+    np.testing.assert_allclose(values, rbf_kernel(coords, similarity.cluster_centers_, gamma=5.0), rtol=1e-8, atol=0)
+    diff = coords[:, None, :] - similarity.cluster_centers_[None]
+    exact = np.exp(-5.0 * (diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]))
+    assert np.array_equal(values, exact)
