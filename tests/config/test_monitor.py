@@ -15,8 +15,7 @@ from tests.conftest import ROOT
 @pytest.mark.parametrize(
     ("key", "value"),
     [
-        ("bins", 1),
-        ("min_rows", 5),  # fewer rows than bins
+        ("min_rows", 5),
         ("psi_threshold", 0.0),
         ("p_value", 1.5),
         ("drift_share", 0.0),

@@ -61,5 +61,5 @@ def fitted(cfg: Config, full_data: pd.DataFrame) -> Fitted:
         oof = cross_val_predict(model, X, y, cv=KFold(3, shuffle=True, random_state=0))
         model.fit(X, y)
         metrics = evaluate(test[cfg.data.target], model.predict(test[cfg.data.features()]))
-    reference = build_reference(train, oof, metrics, cfg.data, cfg.monitor)
+    reference = build_reference(train, oof, metrics, cfg.data, cfg.registry.reference.bins)
     return Fitted(model, reference, train, test)

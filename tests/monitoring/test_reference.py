@@ -27,8 +27,8 @@ def test_the_reference_holds_bins_frequencies_missing_rates_predictions_and_metr
     assert ref["target"] == cfg.data.target
     assert list(ref["features"]) == cfg.data.features()
     income = ref["features"]["median_income"]
-    assert len(income["edges"]) == cfg.monitor.bins - 1
-    assert np.allclose(income["proportions"], 1 / cfg.monitor.bins, atol=0.01)  # quantile bins
+    assert len(income["edges"]) == cfg.registry.reference.bins - 1
+    assert np.allclose(income["proportions"], 1 / cfg.registry.reference.bins, atol=0.01)  # quantile bins
     assert sum(income["proportions"]) + income["missing_rate"] == pytest.approx(1)
     assert (income["min"], income["max"]) == (fitted.train.median_income.min(), fitted.train.median_income.max())
     bedrooms = ref["features"]["total_bedrooms"]
@@ -37,13 +37,15 @@ def test_the_reference_holds_bins_frequencies_missing_rates_predictions_and_metr
     ocean = ref["features"]["ocean_proximity"]
     assert ocean["kind"] == "categorical"
     assert ocean["frequencies"]["INLAND"] == pytest.approx((fitted.train.ocean_proximity == "INLAND").mean())
-    assert len(ref["predictions"]["edges"]) == cfg.monitor.bins - 1
+    assert len(ref["predictions"]["edges"]) == cfg.registry.reference.bins - 1
     assert set(ref["test_metrics"]) >= {"wmape", "rmse", "mae"}
 
 
 def test_predictions_must_match_the_training_rows(cfg: Config, fitted: Fitted) -> None:
     with pytest.raises(ValueError, match="3 values for 4000 training rows"):
-        build_reference(fitted.train, np.zeros(3), fitted.reference["test_metrics"], cfg.data, cfg.monitor)
+        build_reference(
+            fitted.train, np.zeros(3), fitted.reference["test_metrics"], cfg.data, cfg.registry.reference.bins
+        )
 
 
 def _without(ref: dict[str, Any], *path: str) -> dict[str, Any]:

@@ -52,7 +52,8 @@ class CalibrationConfig:
 class MonitorConfig:
     """How a batch is compared with the champion's reference (config/monitor/*.yaml)."""
 
-    bins: int
+    experiment: str
+    report_dir: str | None
     min_rows: int
     psi_threshold: float
     p_value: float
@@ -66,8 +67,8 @@ class MonitorConfig:
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
-        require(2 <= self.bins <= 100, "monitor.bins", self.bins, "in [2, 100]")
-        require(self.min_rows >= self.bins, "monitor.min_rows", self.min_rows, f">= monitor.bins ({self.bins})")
+        require(bool(self.experiment), "monitor.experiment", self.experiment, "an experiment name")
+        require(self.min_rows >= 10, "monitor.min_rows", self.min_rows, ">= 10")
         require(self.psi_threshold > 0, "monitor.psi_threshold", self.psi_threshold, "> 0")
         require(0 < self.p_value < 1, "monitor.p_value", self.p_value, "in (0, 1)")
         require(0 < self.drift_share <= 1, "monitor.drift_share", self.drift_share, "in (0, 1]")

@@ -6,6 +6,23 @@ from housing_mlops.config.checks import require
 
 
 @dataclass
+class ReferenceConfig:
+    """What register stores for monitoring with the model version (registry.reference)."""
+
+    bins: int
+    folds: int
+    seed: int
+    n_jobs: int
+
+    def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
+        require(2 <= self.bins <= 100, "registry.reference.bins", self.bins, "in [2, 100]")
+        require(self.folds >= 2, "registry.reference.folds", self.folds, ">= 2")
+        require(self.seed >= 0, "registry.reference.seed", self.seed, "an integer >= 0")
+        require(self.n_jobs >= 1, "registry.reference.n_jobs", self.n_jobs, ">= 1")
+
+
+@dataclass
 class RegistryConfig:
     """Registered model name and the promotion gate (config/registry/*.yaml)."""
 
@@ -18,6 +35,7 @@ class RegistryConfig:
     bootstrap_resamples: int
     bootstrap_confidence: float
     bootstrap_seed: int
+    reference: ReferenceConfig
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
@@ -43,6 +61,7 @@ class RegistryConfig:
             "a fraction in (0, 1), e.g. 0.95",
         )
         require(self.bootstrap_seed >= 0, "registry.bootstrap_seed", self.bootstrap_seed, "an integer >= 0")
+        self.reference.validate()
 
 
 TARGETS = ("cpu", "cpu-amx", "gpu", "tpu", "edge")

@@ -1,4 +1,4 @@
-"""Fetch the raw table: https/file URL or path, a CSV or a tar.gz holding one CSV."""
+"""Fetch a table from an https/file URL or path: the raw data (CSV, or tar.gz of one CSV), a batch (CSV, parquet)."""
 
 import hashlib
 import shutil
@@ -8,6 +8,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+import pandas as pd
 import tenacity
 
 from housing_mlops.config.data import DownloadConfig
@@ -15,6 +16,7 @@ from housing_mlops.errors import DataSourceError
 
 ARCHIVES = (".tgz", ".tar.gz")
 SUFFIXES = (".csv", *ARCHIVES)
+TABLES = (".csv", ".parquet")
 _CHUNK = 1 << 20
 
 
@@ -51,16 +53,33 @@ def fingerprint(source: str, sha256: str | None) -> str | None:
 
 def fetch(source: str, download: DownloadConfig, workdir: Path) -> Path:
     """Return a local path to the CSV named by `source`, downloading and unpacking as needed."""
+    path = _local(source, SUFFIXES, download, workdir, "data", "(set data.source or HOUSING_DATA_SOURCE)")
+    return _unpack(path, workdir) if path.name.endswith(ARCHIVES) else path
+
+
+def read_table(source: str, download: DownloadConfig, workdir: Path, what: str = "table") -> pd.DataFrame:
+    """The .csv or .parquet table at `source` (path, file:// or http(s) URL, downloaded with retries)."""
+    path = _local(source, TABLES, download, workdir, what, "")
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    except (ValueError, OSError, pd.errors.ParserError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise DataSourceError(f"{what} {path} cannot be read as {path.suffix.lstrip('.')}: {first}") from exc
+
+
+def _local(
+    source: str, suffixes: tuple[str, ...], download: DownloadConfig, workdir: Path, what: str, hint: str
+) -> Path:
+    """A local copy of `source` (downloaded when it is a URL), whose name must end in one of `suffixes`."""
     name = Path(unquote(urlparse(source).path)).name if is_remote(source) else local_path(source).name
-    if not name.endswith(SUFFIXES):
-        raise DataSourceError(f"data source {source}: expected a file ending in {', '.join(SUFFIXES)}")
+    if not name.endswith(suffixes):
+        raise DataSourceError(f"{what} {source}: expected a file ending in {', '.join(suffixes)}")
     if is_remote(source):
-        path = _download(source, workdir / name, download)
-    else:
-        path = local_path(source)
-        if not path.is_file():
-            raise DataSourceError(f"data file not found: {path.resolve()} (set data.source or HOUSING_DATA_SOURCE)")
-    return _unpack(path, workdir) if name.endswith(ARCHIVES) else path
+        return _download(source, workdir / name, download)
+    path = local_path(source)
+    if not path.is_file():
+        raise DataSourceError(f"{what} file not found: {path.resolve()} {hint}".rstrip())
+    return path
 
 
 def verify(path: Path, expected: str | None) -> str:

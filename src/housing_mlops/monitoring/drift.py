@@ -6,6 +6,7 @@ monitor.psi_threshold and p < monitor.p_value. Missing values are a bin of their
 unseen categories, so a rise of either is drift. The Jensen-Shannon distance is reported beside.
 """
 
+import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,3 +145,23 @@ def drift_of(batch: pd.DataFrame, predictions: np.ndarray, reference: Reference,
     prediction = numeric_drift("prediction", numeric_values(predictions), reference["predictions"], rows, cfg)
     share = sum(f.drifted for f in features.values()) / len(features)
     return DriftReport(rows=len(batch), features=features, prediction=prediction, share_drifted=share)
+
+
+def bin_shares(values: pd.Series | np.ndarray, entry: dict[str, Any]) -> pd.DataFrame:
+    """The reference's bins with their training share and the batch's share (for the report's plots).
+
+    One row per bin, `bin` labelled by its range or category, missing values (and unseen
+    categories) as bins of their own, as the drift test counts them.
+    """
+    if entry["kind"] == "categorical":
+        categories = list(entry["frequencies"])
+        labels = [*categories, "(unseen)", "(missing)"]
+        expected = [*entry["frequencies"].values(), 0.0, entry["missing_rate"]]
+        counts = category_counts(pd.Series(values), categories)
+    else:
+        edges = [f"{e:.4g}" for e in entry["edges"]]
+        bounds = ["-inf", *edges, "inf"]
+        labels = [f"({lo}, {hi}]" for lo, hi in itertools.pairwise(bounds)] + ["(missing)"]
+        expected = [*entry["proportions"], entry["missing_rate"]]
+        counts = numeric_counts(numeric_values(values), entry["edges"])
+    return pd.DataFrame({"bin": labels, "reference": expected, "batch": counts / max(counts.sum(), 1)})

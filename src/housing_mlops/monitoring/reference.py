@@ -22,7 +22,6 @@ import numpy as np
 import pandas as pd
 
 from housing_mlops.config.data import DataConfig
-from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.errors import MonitoringReferenceError
 
 SCHEMA = 1
@@ -87,7 +86,7 @@ def build_reference(
     oof_predictions: np.ndarray,
     test_metrics: dict[str, float],
     data: DataConfig,
-    cfg: MonitorConfig,
+    bins: int,
 ) -> Reference:
     """The reference of a model trained on `train`: feature and out-of-fold prediction distributions, test metrics."""
     features: dict[str, Any] = {}
@@ -95,17 +94,17 @@ def build_reference(
         if data.columns[name].role == "categorical":
             features[name] = _categorical_entry(train[name])
         else:
-            features[name] = _numeric_entry(numeric_values(train[name]), cfg.bins)
+            features[name] = _numeric_entry(numeric_values(train[name]), bins)
     predictions = np.asarray(oof_predictions, dtype=float).ravel()
     if predictions.size != len(train):
         raise ValueError(f"oof_predictions has {predictions.size} values for {len(train)} training rows")
     reference = {
         "schema": SCHEMA,
         "rows": len(train),
-        "bins": cfg.bins,
+        "bins": bins,
         "target": data.target,
         "features": features,
-        "predictions": _numeric_entry(predictions, cfg.bins),
+        "predictions": _numeric_entry(predictions, bins),
         "test_metrics": {k: float(v) for k, v in test_metrics.items()},
     }
     return load_reference(reference)

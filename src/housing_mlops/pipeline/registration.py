@@ -25,13 +25,14 @@ from sklearn.pipeline import Pipeline
 
 import housing_mlops
 from housing_mlops.config.registry import RegistryConfig
+from housing_mlops.monitoring.reference import build_reference
 from housing_mlops.pipeline import serving_model
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests
 from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
-from housing_mlops.registry.assessment import Assessment, assess, fit_final, segment_metric
+from housing_mlops.registry.assessment import Assessment, assess, fit_final, out_of_fold, segment_metric
 from housing_mlops.registry.card import model_card, version_tags
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
@@ -98,13 +99,21 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, ctx.cfg.serving.chunk_rows).predict
     result = assess(model, test, data, cfg.importance_rows, checked)
     _log_assessment(result, y_test)
+    started = time.perf_counter()
+    reference = build_reference(
+        train, out_of_fold(best, train, data, cfg.reference), result.scores, data, cfg.reference.bins
+    )
+    reference_s = time.perf_counter() - started
 
     args = save_args(model, X)
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
     threads = hardware.thread_counts(host["cores"])
     started = time.perf_counter()
     profiles = _profile_variants(ctx, model, compiled, args["skops_trusted_types"], X_test, threads)
-    mlflow.log_metrics({"register_compile_s": compile_s, "register_profile_s": time.perf_counter() - started})
+    profile_s = time.perf_counter() - started
+    mlflow.log_metrics(
+        {"register_compile_s": compile_s, "register_profile_s": profile_s, "register_reference_s": reference_s}
+    )
     served = min(profiles, key=lambda variant: profiles[variant]["cpu_p95_ms"])
     costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)
@@ -114,6 +123,7 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
         model,
         compiled.onnx if served == variants.ONNX else None,
         {"variant": served, "threads": ctx.cfg.serving.threads, "chunk_rows": ctx.cfg.serving.chunk_rows},
+        reference,
         {"hardware": hardware_meta, "serving": serving},
         **args,
     )

@@ -21,6 +21,9 @@ from housing_mlops.serving import loader
 from housing_mlops.serving.variants import ONNX
 
 SERVING_DIR = "serving"
+# what monitoring compares a batch with (monitoring/reference.py), inside the model folder: a
+# version's reference is where its model is, on any tracking server, with no local file
+REFERENCE_FILE = "monitoring/reference.json"
 
 
 def save_model(
@@ -29,6 +32,7 @@ def save_model(
     sk_model: Pipeline,
     graph: bytes | None,
     serving: dict[str, Any],
+    reference: dict[str, Any],
     **sklearn_args: Any,
 ) -> None:
     """Write the model folder at `path` (called by Model.log with the run's `mlflow_model`).
@@ -39,6 +43,7 @@ def save_model(
         sk_model: the fitted Pipeline (the sklearn flavor, always present).
         graph: the compiled ONNX graph, or None when the sklearn variant is served.
         serving: serving.json: `variant` and its runtime settings.
+        reference: the monitoring reference, written as REFERENCE_FILE.
         sklearn_args: arguments of mlflow.sklearn.save_model (signature, requirements, code...).
     """
     if serving["variant"] == ONNX and graph is None:
@@ -56,6 +61,9 @@ def save_model(
             data=f"{SERVING_DIR}/{loader.GRAPH}",
             providers=["CPUExecutionProvider"],
         )
+    reference_file = Path(path) / REFERENCE_FILE
+    reference_file.parent.mkdir()
+    reference_file.write_text(json.dumps(reference, allow_nan=False))
     pyfunc = mlflow_model.flavors["python_function"]
     pyfunc.pop("model_path", None)
     pyfunc["loader_module"] = loader.__name__
@@ -64,7 +72,12 @@ def save_model(
 
 
 def log_model(
-    sk_model: Pipeline, graph: bytes | None, serving: dict[str, Any], metadata: dict[str, Any], **sklearn_args: Any
+    sk_model: Pipeline,
+    graph: bytes | None,
+    serving: dict[str, Any],
+    reference: dict[str, Any],
+    metadata: dict[str, Any],
+    **sklearn_args: Any,
 ) -> ModelInfo:
     """Log the model as `model` in the active run (a LoggedModel, registrable by its URI)."""
     return Model.log(
@@ -75,5 +88,6 @@ def log_model(
         sk_model=sk_model,
         graph=graph,
         serving=serving,
+        reference=reference,
         **sklearn_args,
     )

@@ -8,9 +8,11 @@ import numpy as np
 import pandas as pd
 from sklearn.inspection import permutation_importance
 from sklearn.metrics import mean_absolute_error
+from sklearn.model_selection import KFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from housing_mlops.config.data import DataConfig
+from housing_mlops.config.registry import ReferenceConfig
 from housing_mlops.data.split import strata
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import segment_wmape
@@ -29,13 +31,25 @@ class Assessment:
     importance_title: str
 
 
+def tuned_pipeline(best: dict[str, Any]) -> Pipeline:
+    """The sweep's best Pipeline (preprocessing + regressor), unfitted."""
+    return make_pipeline(FeatureSpec.from_dict(best["feature_spec"]), estimator_from(best["estimator"], best["params"]))
+
+
 def fit_final(best: dict[str, Any], train: pd.DataFrame, data: DataConfig) -> Pipeline:
-    """Fit the sweep's best Pipeline (preprocessing + regressor) on the whole train set."""
-    model = make_pipeline(
-        FeatureSpec.from_dict(best["feature_spec"]),
-        estimator_from(best["estimator"], best["params"]),
-    )
-    return model.fit(train[data.features()], train[data.target])
+    """Fit the sweep's best Pipeline on the whole train set."""
+    return tuned_pipeline(best).fit(train[data.features()], train[data.target])
+
+
+def out_of_fold(best: dict[str, Any], train: pd.DataFrame, data: DataConfig, cfg: ReferenceConfig) -> np.ndarray:
+    """The sweep's best Pipeline's out-of-fold predictions on train, one per training row.
+
+    What the model predicts for rows it did not see, as it will for served rows: the distribution
+    monitoring compares served predictions with (the in-sample fit would be too close to the labels).
+    """
+    folds = KFold(cfg.folds, shuffle=True, random_state=cfg.seed)
+    X, y = train[data.features()], train[data.target]
+    return np.asarray(cross_val_predict(tuned_pipeline(best), X, y, cv=folds, n_jobs=cfg.n_jobs))
 
 
 def assess(

@@ -74,3 +74,15 @@ def importances(values: pd.Series, title: str) -> Figure:
     ax.set(title=title)
     fig.tight_layout()
     return fig
+
+
+def drift_bins(name: str, shares: pd.DataFrame, psi: float, p_value: float) -> Figure:
+    """A feature's share per reference bin: training rows against the batch (monitoring.drift.bin_shares)."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    shares.set_index("bin")[["reference", "batch"]].plot.bar(ax=ax, rot=45, width=0.8)
+    ax.set_ylabel("share of rows")
+    ax.set_title(f"{name}: PSI {psi:.3f}, chi-square p {p_value:.1e}")
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
+    fig.tight_layout()
+    return fig
