@@ -132,6 +132,7 @@ LONGEST_FIRST = (
     "benchmarks/test_bench.py",
     "e2e/test_pipeline.py",
     "e2e/test_bad_inputs.py",
+    "e2e/test_monitor.py",
     "e2e/test_wandb.py",
     "e2e/test_sweep_workers.py",
 )

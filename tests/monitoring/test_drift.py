@@ -8,7 +8,7 @@ import pytest
 from housing_mlops.config.schema import Config
 from housing_mlops.monitoring.calibration import shifted_batches
 from housing_mlops.monitoring.check import check
-from housing_mlops.monitoring.drift import drift_of, psi
+from housing_mlops.monitoring.drift import bin_shares, drift_of, psi
 from tests.monitoring.conftest import Fitted
 
 
@@ -83,3 +83,19 @@ def test_a_batch_of_one_category_drifts_the_predictions(cfg: Config, fitted: Fit
     assert drift.prediction.p_value < cfg.monitor.p_value
     assert isinstance(drift.prediction.psi, float)
     assert not pd.isna(drift.prediction.js_distance)
+
+
+def test_bin_shares_are_the_counts_the_drift_test_uses(cfg: Config, fitted: Fitted) -> None:
+    batch, _ = shifted_batches(fitted.test, cfg.data.target, cfg.monitor)["30% of total_bedrooms missing"]
+    entry = fitted.reference["features"]["total_bedrooms"]
+    shares = bin_shares(batch["total_bedrooms"], entry)
+    assert len(shares) == len(entry["edges"]) + 2  # value bins, open at both ends, then missing
+    assert shares["bin"].iloc[0].startswith("(-inf, ")
+    assert shares["bin"].iloc[-2].endswith(", inf]")
+    assert shares["bin"].iloc[-1] == "(missing)"
+    assert shares["batch"].sum() == pytest.approx(1)
+    assert shares["batch"].iloc[-1] == pytest.approx(batch["total_bedrooms"].isna().mean())
+    assert shares["reference"].tolist() == [*entry["proportions"], entry["missing_rate"]]
+    ocean = bin_shares(pd.Series(["INLAND", "MOON", None, "INLAND"]), fitted.reference["features"]["ocean_proximity"])
+    assert dict(zip(ocean["bin"], ocean["batch"], strict=True))["INLAND"] == 0.5
+    assert ocean.set_index("bin").loc[["(unseen)", "(missing)"], "batch"].tolist() == [0.25, 0.25]

@@ -1,5 +1,7 @@
 """The final fit and the one scoring of the sealed test set, on a sample of the real data."""
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -7,7 +9,7 @@ import pytest
 from housing_mlops.config.schema import Config
 from housing_mlops.data.split import split
 from housing_mlops.features.spec import feature_spec_from_config
-from housing_mlops.registry.assessment import assess, fit_final, segment_metric
+from housing_mlops.registry.assessment import assess, fit_final, out_of_fold, segment_metric
 
 
 @pytest.fixture(scope="module")
@@ -64,3 +66,22 @@ def test_tree_model_reports_its_impurity_importances(frames: tuple, cfg: Config)
 def test_segment_metric_names_are_valid_mlflow_keys() -> None:
     assert segment_metric("ocean_proximity", "<1H OCEAN") == "test_wmape.ocean_proximity.lt1H_OCEAN"
     assert segment_metric("income_category", "3") == "test_wmape.income_category.3"
+
+
+def test_out_of_fold_predictions_come_from_models_that_never_saw_the_row(frames: tuple, cfg: Config) -> None:
+    train, _ = frames
+    spec = best(cfg, "sklearn.linear_model.Ridge", {"alpha": 1.0})
+    reference = cfg.registry.reference
+    oof = out_of_fold(spec, train, cfg.data, reference)
+    assert oof.shape == (len(train),)
+    y = train[cfg.data.target].to_numpy()
+    in_sample = fit_final(spec, train, cfg.data).predict(train[cfg.data.features()])
+    # held-out rows are predicted worse than the rows a model was fitted on, never identically
+    assert np.abs(y - oof).mean() > np.abs(y - in_sample).mean()
+    assert not np.allclose(oof, in_sample)
+    # the folds are seeded and the result does not depend on how many run at once (to the last
+    # bits of BLAS, whose thread count differs between the worker processes and this one)
+    sequential = out_of_fold(spec, train, cfg.data, dataclasses.replace(reference, n_jobs=1))
+    np.testing.assert_allclose(oof, sequential, rtol=1e-12)
+    other = out_of_fold(spec, train, cfg.data, dataclasses.replace(reference, seed=reference.seed + 1))
+    assert not np.array_equal(oof, other)

@@ -48,7 +48,7 @@ def validate_batch(batch: pd.DataFrame, reference: Reference, cfg: MonitorConfig
         if (labels < 0).any():
             at = _first(labels < 0)
             raise SchemaError(
-                f"batch target column '{target}' is negative: row {labels.index[at]} = {labels.iloc[at]!r}"
+                f"batch target column '{target}' is negative: row {labels.index[at]} = {float(labels.iloc[at])!r}"
             )
         checked[target] = labels
     ignored = [c for c in batch.columns if c not in features and c != target]
