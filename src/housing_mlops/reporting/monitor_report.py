@@ -37,7 +37,7 @@ def drift_table(report: MonitorReport) -> pd.DataFrame:
             "missing": [f"{f.missing_rate:.1%} (ref {f.reference_missing_rate:.1%})" for f in rows],
             "out of range": [f.out_of_range for f in rows],
             "unseen": [f.unseen for f in rows],
-            "examples": [", ".join(map(str, f.examples)) for f in rows],
+            "examples": [", ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in f.examples) for f in rows],
         }
     )
     return table.sort_values(["drifted", "PSI"], ascending=False, kind="stable").reset_index(drop=True)
