@@ -110,7 +110,7 @@ def _write_file(folder: Path, rows: pd.DataFrame) -> Path:
     except Exception as exc:  # a full disk, a read-only folder, a column pyarrow cannot hold: all one error
         with contextlib.suppress(OSError):
             temporary.unlink(missing_ok=True)
-        raise StorageError(f"inference log: cannot write {target}: {_one_line(exc)}") from exc
+        raise StorageError(f"inference log: cannot write {target}: {one_line(exc)}") from exc
     return target
 
 
@@ -169,7 +169,8 @@ def _hour_of(folder: Path) -> datetime | None:
         return None
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """`Type: first line of the message`, for a warning or a skipped file."""
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
 
@@ -203,7 +204,7 @@ def read_window(root: Path, window: str, now: datetime | None = None) -> LogWind
             try:
                 frame = pd.read_parquet(path, use_threads=False)
             except Exception as exc:  # any unreadable file is skipped, whatever broke it
-                skipped.append(f"{path}: {_one_line(exc)}")
+                skipped.append(f"{path}: {one_line(exc)}")
                 continue
             missing = [c for c in LOG_COLUMNS if c not in frame.columns]
             if missing:
@@ -238,5 +239,5 @@ def try_append(
     try:
         return append(root, frame, predictions, model_version, model_uri, source, now)
     except Exception as exc:  # whatever broke the write, the prediction stands
-        log.warning(f"inference capture skipped ({len(frame)} row(s) not logged): {_one_line(exc)}")
+        log.warning(f"inference capture skipped ({len(frame)} row(s) not logged): {one_line(exc)}")
         return None

@@ -172,7 +172,7 @@ class CaptureWriter:
             )
         except Exception as exc:  # a request the log cannot hold is dropped, whatever it is
             self.dropped += 1
-            self.throttle.warn("parse", f"a request was not logged: {str(exc).splitlines()[0] if str(exc) else exc!r}")
+            self.throttle.warn("parse", f"a request was not logged: {inference_log.one_line(exc)}")
             return None
 
     def _write(self, pending: list[pd.DataFrame], rows: int) -> None:
@@ -181,4 +181,4 @@ class CaptureWriter:
             self.written_rows += rows
         except Exception as exc:  # a failed write drops the records, never the server
             self.dropped += len(pending)
-            self.throttle.warn("write", f"{rows} row(s) not logged: {str(exc).splitlines()[0]}")
+            self.throttle.warn("write", f"{rows} row(s) not logged: {inference_log.one_line(exc)}")
