@@ -56,7 +56,7 @@ def build(client: MlflowClient, cfg: Config, root: Path, model_uri: str = "") ->
 
 
 def serve(server: Server, host: str, port: int) -> None:
-    """Run `server` with uvicorn until it is stopped (SIGINT/SIGTERM), then write what capture holds."""
+    """Run `server` with uvicorn until it is stopped (SIGINT/SIGTERM); capture writes what it holds at shutdown."""
     log.info(f"serving {server.app.served.uri} (version {server.app.served.version}) on http://{host}:{port}")
     try:
         uvicorn.run(server.app, host=host, port=port, workers=1)

@@ -7,6 +7,7 @@ CaptureWriter's queue after the answer is sent. The model and its app sit behind
 `served`, so that a later version can be swapped in without a restart.
 """
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ class CaptureMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Answer through the served app; copy a successful scoring request to the writer."""
         served = self.served  # one version for the whole request, even if swapped meanwhile
+        if scope["type"] == "lifespan":
+            await served.app(scope, receive, self._flush_before_shutdown(send))
+            return
         if scope["type"] != "http":
             await served.app(scope, receive, send)
             return
@@ -80,3 +84,17 @@ class CaptureMiddleware:
                 )
             except Exception as exc:  # capture never fails an answered request
                 log.warning(f"inference capture: a request was not logged: {exc!r}")
+
+    def _flush_before_shutdown(self, send: Send) -> Send:
+        """`send` that writes what capture holds before the server reports its shutdown complete.
+
+        uvicorn re-raises the SIGTERM/SIGINT it stopped on once it is done, so the process may end
+        right after: this is the last moment the writer can still write.
+        """
+
+        async def send_after_flush(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete" and self.writer is not None:
+                await asyncio.to_thread(self.writer.close)
+            await send(message)
+
+        return send_after_flush
