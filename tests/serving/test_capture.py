@@ -34,8 +34,8 @@ def invocation(body: object, content_type: str = "application/json", answer: byt
 )
 def test_every_mlflow_input_format_gives_the_rows_as_sent(body: object) -> None:
     content_type = "text/csv" if isinstance(body, bytes) else "application/json"
-    frame, predictions = parse(invocation(body, content_type))
-    pd.testing.assert_frame_equal(frame, FRAME, check_dtype=False)
+    records, predictions = parse(invocation(body, content_type))
+    pd.testing.assert_frame_equal(pd.DataFrame(records), FRAME, check_dtype=False)
     assert predictions == [100.0, 400.0]
 
 

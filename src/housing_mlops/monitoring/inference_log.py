@@ -67,12 +67,15 @@ def _utc(now: datetime | None) -> datetime:
 def rows_for(
     frame: pd.DataFrame,
     predictions: Sequence[Any] | np.ndarray,
-    model_version: str,
-    model_uri: str,
+    model_version: str | Sequence[str],
+    model_uri: str | Sequence[str],
     source: str,
-    now: datetime | None = None,
+    now: datetime | Sequence[datetime] | None = None,
 ) -> pd.DataFrame:
-    """One scored batch as log rows: `frame`'s columns, then the log's own columns."""
+    """Scored rows as log rows: `frame`'s columns, then the log's own.
+
+    `model_version`, `model_uri` and `now` are one value for every row, or one per row.
+    """
     if source not in SOURCES:
         raise ValueError(f"inference log source {source!r}: expected one of {SOURCES}")
     values = np.asarray(predictions)
@@ -81,10 +84,11 @@ def rows_for(
     if values.ndim != 1 or len(values) != len(frame):
         raise ValueError(f"predictions of shape {values.shape} for {len(frame)} row(s): the log holds one per row")
     rows = frame.drop(columns=[c for c in LOG_COLUMNS if c in frame.columns]).reset_index(drop=True)
+    stamps = [now] * len(rows) if now is None or isinstance(now, datetime) else list(now)
     rows[PREDICTION] = values
-    rows[MODEL_VERSION] = str(model_version)
-    rows[MODEL_URI] = str(model_uri)
-    rows[SCORED_AT] = pd.Series([pd.Timestamp(_utc(now))] * len(rows), dtype="datetime64[us, UTC]")
+    rows[MODEL_VERSION] = model_version if isinstance(model_version, str) else list(model_version)
+    rows[MODEL_URI] = model_uri if isinstance(model_uri, str) else list(model_uri)
+    rows[SCORED_AT] = pd.Series([pd.Timestamp(_utc(t)) for t in stamps], dtype="datetime64[us, UTC]")
     rows[SOURCE] = source
     return rows
 

@@ -39,42 +39,82 @@ class Invocation:
     scored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def _frame(payload: Any) -> pd.DataFrame:
+Record = dict[str, Any]  # one scored row: column -> value, as the client sent it
+
+
+def _records(payload: Any) -> list[Record]:
     """The rows of one of MLflow's JSON input formats (dataframe_split / dataframe_records / instances / inputs)."""
     if not isinstance(payload, dict):
         raise ValueError("the body is not a JSON object")
     if "dataframe_split" in payload:
         split = payload["dataframe_split"]
-        return pd.DataFrame(split["data"], columns=split.get("columns"))
+        data = split["data"]
+        columns = split.get("columns") or [str(i) for i in range(len(data[0]) if data else 0)]
+        return [dict(zip(columns, row, strict=True)) for row in data]
     if "dataframe_records" in payload:
-        return pd.DataFrame(payload["dataframe_records"])
+        return [dict(row) for row in payload["dataframe_records"]]
     for key in ("instances", "inputs"):
         if key in payload:
             value = payload[key]
-            if isinstance(value, dict) and not any(isinstance(v, list) for v in value.values()):
-                value = [value]
-            frame = pd.DataFrame(value)
-            return frame.set_axis([str(c) for c in frame.columns], axis=1)
+            if isinstance(value, dict):  # columns: lists of values, or one row of scalars
+                if not any(isinstance(v, list) for v in value.values()):
+                    return [dict(value)]
+                return [dict(zip(value, row, strict=True)) for row in zip(*value.values(), strict=True)]
+            return [row if isinstance(row, dict) else {str(i): v for i, v in enumerate(row)} for row in value]
     raise ValueError("the body holds none of dataframe_split, dataframe_records, instances, inputs")
 
 
-def parse(invocation: Invocation) -> tuple[pd.DataFrame, list[float]]:
-    """The scored rows (columns as the client sent them) and their predictions.
+def parse(invocation: Invocation) -> tuple[list[Record], list[float]]:
+    """The scored rows (columns as the client sent them) and their predictions, in plain Python.
+
+    The writer thread calls this for each request as it arrives; pandas only runs once per written
+    file, so that capture holds the interpreter as little as possible between requests.
 
     Raises:
         ValueError: the body or the answer is not one the log can hold.
     """
     if invocation.content_type.split(";")[0].strip().lower() == "text/csv":
-        frame = pd.read_csv(io.BytesIO(invocation.body))
+        table = pd.read_csv(io.BytesIO(invocation.body))
+        records = [dict(zip(map(str, table.columns), row, strict=True)) for row in table.itertuples(index=False)]
     else:
-        frame = _frame(json.loads(invocation.body))
+        records = _records(json.loads(invocation.body))
     answer = json.loads(invocation.response)
     predictions = answer.get("predictions") if isinstance(answer, dict) else answer
-    if not isinstance(predictions, list) or len(predictions) != len(frame):
-        raise ValueError(f"the answer does not hold one prediction for each of the {len(frame)} row(s)")
+    if not isinstance(predictions, list) or len(predictions) != len(records):
+        raise ValueError(f"the answer does not hold one prediction for each of the {len(records)} row(s)")
     if not all(isinstance(p, int | float) and not isinstance(p, bool) for p in predictions):
         raise ValueError("the answer's predictions are not numbers")
-    return frame, [float(p) for p in predictions]
+    return records, [float(p) for p in predictions]
+
+
+@dataclass
+class _Pending:
+    """Parsed requests waiting to be written: one entry per row."""
+
+    records: list[Record] = field(default_factory=list)
+    predictions: list[float] = field(default_factory=list)
+    versions: list[str] = field(default_factory=list)
+    uris: list[str] = field(default_factory=list)
+    stamps: list[datetime] = field(default_factory=list)
+    requests: int = 0
+    since: float = 0.0  # time.monotonic() of the oldest
+
+    def add(self, invocation: Invocation, records: list[Record], predictions: list[float]) -> None:
+        if not self.requests:
+            self.since = time.monotonic()
+        n = len(records)
+        self.records += records
+        self.predictions += predictions
+        self.versions += [invocation.model_version] * n
+        self.uris += [invocation.model_uri] * n
+        self.stamps += [invocation.scored_at] * n
+        self.requests += 1
+
+    def rows(self) -> pd.DataFrame:
+        """The log rows of everything pending, in one frame."""
+        return inference_log.rows_for(
+            pd.DataFrame(self.records), self.predictions, self.versions, self.uris, "serve", self.stamps
+        )
 
 
 class _Throttle:
@@ -140,45 +180,36 @@ class CaptureWriter:
         self.thread.join(timeout_s)
 
     def _run(self) -> None:
-        pending: list[pd.DataFrame] = []
-        rows, oldest = 0, 0.0
+        pending = _Pending()
         while True:
-            wait = None if not pending else max(0.0, oldest + self.flush_seconds - time.monotonic())
+            wait = None if not pending.requests else max(0.0, pending.since + self.flush_seconds - time.monotonic())
             item: Invocation | bool | None
             try:
                 item = self.queue.get(timeout=wait)
             except queue.Empty:
                 item = False  # nothing new: the oldest waiting request is due
             if isinstance(item, Invocation):
-                batch = self._rows(item)
-                if batch is not None:
-                    oldest = oldest if pending else time.monotonic()
-                    pending.append(batch)
-                    rows += len(batch)
-            due = pending and (
-                item is None or rows >= self.flush_rows or time.monotonic() - oldest >= self.flush_seconds
-            )
-            if due:
-                self._write(pending, rows)
-                pending, rows = [], 0
+                self._add(pending, item)
+            aged = time.monotonic() - pending.since >= self.flush_seconds
+            if pending.requests and (item is None or len(pending.records) >= self.flush_rows or aged):
+                self._write(pending)
+                pending = _Pending()
             if item is None:
                 return
 
-    def _rows(self, invocation: Invocation) -> pd.DataFrame | None:
+    def _add(self, pending: _Pending, invocation: Invocation) -> None:
         try:
-            frame, predictions = parse(invocation)
-            return inference_log.rows_for(
-                frame, predictions, invocation.model_version, invocation.model_uri, "serve", invocation.scored_at
-            )
+            records, predictions = parse(invocation)
         except Exception as exc:  # a request the log cannot hold is dropped, whatever it is
             self.dropped += 1
             self.throttle.warn("parse", f"a request was not logged: {inference_log.one_line(exc)}")
-            return None
+            return
+        pending.add(invocation, records, predictions)
 
-    def _write(self, pending: list[pd.DataFrame], rows: int) -> None:
+    def _write(self, pending: _Pending) -> None:
         try:
-            inference_log.write_rows(self.root, pd.concat(pending, ignore_index=True))
-            self.written_rows += rows
+            inference_log.write_rows(self.root, pending.rows())
+            self.written_rows += len(pending.records)
         except Exception as exc:  # a failed write drops the records, never the server
-            self.dropped += len(pending)
-            self.throttle.warn("write", f"{rows} row(s) not logged: {inference_log.one_line(exc)}")
+            self.dropped += pending.requests
+            self.throttle.warn("write", f"{len(pending.records)} row(s) not logged: {inference_log.one_line(exc)}")
