@@ -93,9 +93,8 @@ retrain: $(VENV)/.installed ## the retrain workflow's command: pipeline, then a 
 	$(BIN)/mlflow run . --env-manager local -P steps="$(STEPS)" -P hydra_options="$(RETRAIN_HYDRA)"
 	$(BIN)/python -m steps.summary $(RETRAIN_HYDRA) >> "$${GITHUB_STEP_SUMMARY:-/dev/stdout}"
 
-serve: $(VENV)/.installed ## serve models:/housing_price_model@champion on 127.0.0.1:$(SERVE_PORT)
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow models serve -m models:/housing_price_model@champion \
-		--env-manager local -h 127.0.0.1 -p $(SERVE_PORT)
+serve: $(VENV)/.installed ## serve models:/housing_price_model@champion on 127.0.0.1:$(SERVE_PORT) (capture: HOUSING_CAPTURE=1)
+	$(BIN)/python -m steps.serve --host 127.0.0.1 --port $(SERVE_PORT) --hydra-options "$(HYDRA)"
 
 promote: $(VENV)/.installed ## promote VERSION=N through the gate (FORCE_PROMOTE=true skips it)
 	$(BIN)/mlflow run . --env-manager local -e promote -P version=$(VERSION) -P force=$(or $(FORCE_PROMOTE),false)
@@ -103,8 +102,9 @@ promote: $(VENV)/.installed ## promote VERSION=N through the gate (FORCE_PROMOTE
 rollback: $(VENV)/.installed ## point champion back at the previous champion
 	$(BIN)/mlflow run . --env-manager local -e rollback
 
-predict: $(VENV)/.installed ## score INPUT=file.csv with the champion into OUTPUT=predictions.csv
-	$(BIN)/mlflow run . --env-manager local -e predict -P input=$(abspath $(INPUT)) -P output=$(abspath $(OUTPUT))
+predict: $(VENV)/.installed ## score INPUT=file.csv with the champion into OUTPUT=predictions.csv (capture: HOUSING_CAPTURE=1)
+	$(BIN)/mlflow run . --env-manager local -e predict -P input=$(abspath $(INPUT)) -P output=$(abspath $(OUTPUT)) \
+		$(if $(HYDRA),-P hydra_options="$(HYDRA)")
 
 monitor: $(VENV)/.installed ## check BATCH=file.csv|.parquet|URL (default: the captured inferences) against the champion
 	$(BIN)/mlflow run . --env-manager local -e monitor -P batch="$(BATCH)" -P hydra_options="$(HYDRA)"

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError
 from housing_mlops.pipeline import champion, logs
+from housing_mlops.pipeline.capture import capture_dir
 from housing_mlops.pipeline.tracking import tracking_uri
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, _ = load_config(ROOT / "config", parse_overrides(args.hydra_options))
         mlflow.set_tracking_uri(tracking_uri(ROOT))
-        done = champion.predict(MlflowClient(), cfg, Path(args.input), Path(args.output), args.model_uri)
+        capture_to = capture_dir(cfg, ROOT)
+        done = champion.predict(MlflowClient(), cfg, Path(args.input), Path(args.output), args.model_uri, capture_to)
     except (HousingError, mlflow.exceptions.MlflowException) as exc:
         log.error(str(exc).splitlines()[0])
         return 1

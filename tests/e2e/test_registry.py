@@ -1,19 +1,12 @@
 """The whole pipeline on the sample (the session's `trained` store, made by `make retrain`),
 then the registry: aliases, the gate, the cache, manual promotion and rollback, batch
-prediction and the real `mlflow models serve`.
+prediction and serving (`make serve`: MLflow's scoring app, steps/serve.py).
 
 Tests that only read the trained store share it; tests that add runs, versions or aliases
 work on a copy of it (`Trained.copy`)."""
 
 import json
 import math
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -22,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained, assert_digests_match, retrain
+from tests.conftest import FAST_OPTIONS, MODEL, Store, Trained, assert_digests_match, retrain
+from tests.e2e.served import frame_body, post, serving
 
 pytestmark = pytest.mark.e2e
 STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
@@ -174,67 +168,6 @@ def test_unseen_category_and_missing_values_are_predicted(trained: Trained, monk
 
 
 # -- promotion, rollback, predict and serving on a copy of the trained store -------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serving(store: Store) -> Iterator[str]:
-    """The real `mlflow models serve` of models:/...@champion on a free loopback port."""
-    port = free_port()
-    env = {**store.env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    process = subprocess.Popen(
-        [
-            str(BIN / "mlflow"),
-            "models",
-            "serve",
-            "-m",
-            f"models:/{MODEL}@champion",
-            "--env-manager",
-            "local",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{url}/ping", timeout=1)
-                break
-            except OSError:
-                assert process.poll() is None, "mlflow models serve exited"
-                time.sleep(0.5)
-        else:
-            pytest.fail("mlflow models serve did not answer /ping within 90 s")
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-
-
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/invocations", data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as exc:
-        return exc.code, json.loads(exc.read() or b"{}")
-
-
-def frame_body(rows: pd.DataFrame) -> bytes:
-    return json.dumps({"dataframe_split": rows.to_dict(orient="split")}).encode()
 
 
 def test_worse_model_is_held_and_promotion_rollback_predict_and_serving_follow_the_alias(

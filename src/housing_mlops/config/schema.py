@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from hydra.core.config_store import ConfigStore
 
+from housing_mlops.config.capture import CaptureConfig
 from housing_mlops.config.checks import require
 from housing_mlops.config.data import DataConfig, SplitConfig
 from housing_mlops.config.modeling import FeaturesConfig, ImputeConfig, ModelsConfig, SelectConfig, SweepConfig
@@ -87,6 +88,7 @@ class Config:
     deployment: DeploymentConfig
     serving: ServingConfig
     monitor: MonitorConfig
+    capture: CaptureConfig
     tracking: TrackingConfig
     pipeline: PipelineConfig
     wandb: WandbConfig
@@ -106,6 +108,7 @@ class Config:
             self.deployment,
             self.serving,
             self.monitor,
+            self.capture,
             self.pipeline,
             self.wandb,
         ):

@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.schema import Config
 from housing_mlops.errors import HousingError
+from housing_mlops.monitoring import inference_log
 from housing_mlops.registry import store as registry
 
 
@@ -65,10 +66,14 @@ def read_table(path: Path) -> pd.DataFrame:
     raise HousingError(f"{path.name}: expected a .csv or .parquet file")
 
 
-def predict(client: MlflowClient, cfg: Config, source: Path, output: Path, model_uri: str = "") -> Scored:
+def predict(
+    client: MlflowClient, cfg: Config, source: Path, output: Path, model_uri: str = "", capture_to: Path | None = None
+) -> Scored:
     """Score `source` with the champion (or `model_uri`) and write it to `output`.
 
     The output has `prediction` and `model_version` columns added, and is .parquet, else CSV.
+    With `capture_to` (the inference log's folder when capture is on), the scored features and
+    predictions are appended to the log too; a failed append is one warning, never a failed prediction.
     """
     name = cfg.registry.model_name
     uri = model_uri or f"models:/{name}@{registry.CHAMPION}"
@@ -81,4 +86,6 @@ def predict(client: MlflowClient, cfg: Config, source: Path, output: Path, model
         out.to_parquet(output)
     else:
         out.to_csv(output, index=False)
+    if capture_to is not None:
+        inference_log.try_append(capture_to, features, out["prediction"].to_numpy(), version, uri, "predict")
     return Scored(len(out), uri, version, output)
