@@ -23,7 +23,8 @@ from housing_mlops.data.source import read_table
 from housing_mlops.errors import HousingError
 from housing_mlops.monitoring.verdict import fails
 from housing_mlops.pipeline import logs
-from housing_mlops.pipeline.monitor import BatchReader, Monitored, monitor
+from housing_mlops.pipeline.capture import log_dir
+from housing_mlops.pipeline.monitor import BatchReader, Monitored, captured, monitor
 from housing_mlops.pipeline.tracking import tracking_uri
 from housing_mlops.tags import MONITOR_RUN_TAG, MONITOR_VERDICT_TAG
 
@@ -36,7 +37,7 @@ def batch_reader(cfg: Config, batch: str, workdir: Path) -> BatchReader:
     """Reads `batch`, or the inference log's last monitor.window when `batch` is empty."""
     if batch:
         return lambda: (read_table(batch, cfg.data.download, workdir, "batch"), batch)
-    raise HousingError("monitoring the inference log needs capture (not merged yet): pass -P batch=...")
+    return lambda: captured(log_dir(cfg, ROOT), cfg.monitor.window)
 
 
 def publish(done: Monitored, report_dir: str | None) -> None:

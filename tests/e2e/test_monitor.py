@@ -24,8 +24,10 @@ import pytest
 from mlflow.entities import Run
 from steps import monitor as monitor_step
 
+from housing_mlops.monitoring.inference_log import read_window
 from housing_mlops.pipeline import logs, serving_model
 from tests.conftest import MODEL, ROOT, Store, Trained
+from tests.e2e.served import frame_body, post, serving
 
 pytestmark = pytest.mark.e2e
 EXPERIMENT = "housing-mlops-monitor"
@@ -326,3 +328,50 @@ def test_a_champion_registered_before_references_says_to_re_register(
         r"registered before references existed; re-register it: make pipeline HYDRA='pipeline\.force=\[register\]'"
     )
     assert_failed_check(store, 0, pattern, capsys.readouterr().err)
+
+
+# -- the captured inferences ---------------------------------------------------------------------
+
+
+def test_served_rows_are_captured_then_monitored_without_a_batch(
+    trained: Trained, full_data: pd.DataFrame, tmp_path: Path
+) -> None:
+    """`make serve` with capture on, requests of INLAND districts only, then `make monitor` with no
+    BATCH: it reads the log's last window (skipping a torn file, said in one line) and says drift."""
+    store = trained.copy(tmp_path / "store")
+    log = tmp_path / "store" / "inference-log"  # capture.path null: beside the store's mlflow.db
+    inland = full_data[full_data.ocean_proximity == "INLAND"].drop(columns=TARGET).sample(250, random_state=3)
+    with serving(store, "capture.flush_seconds=0.1", {"HOUSING_CAPTURE": "1"}) as url:
+        for start in range(0, len(inland), 50):
+            assert post(url, frame_body(inland.iloc[start : start + 50]))[0] == 200
+    assert len(read_window(log, "1h").rows) == len(inland)  # the server wrote what it held on shutdown
+    torn = next(log.glob("date=*/hour=*")) / "torn.parquet"
+    torn.write_bytes(b"PAR1 cut short")
+
+    venv = Path(sys.prefix)
+    cmd = ["make", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", "monitor", "HYDRA=monitor.window=1h"]
+    done = subprocess.run(cmd, env=store.env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # drift does not fail under fail_on=degraded
+    assert f"warning: inference log: skipped {torn}: " in done.stderr
+    (run,) = monitor_runs(store)
+    assert run.data.tags["housing.monitor.verdict"] == "drift"
+    label = (
+        rf"inference log {re.escape(str(log))}, last 1h: 250 rows from \d+ file\(s\), 1 unreadable file\(s\) skipped"
+    )
+    assert re.fullmatch(label, run.data.tags["housing.monitor.batch"]), run.data.tags["housing.monitor.batch"]
+    assert run.data.metrics["rows"] == len(inland)
+    assert run.data.metrics["psi.ocean_proximity"] > 1.0
+
+
+def test_an_empty_inference_log_fails_the_check_naming_the_folder(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before, runs_before = registry_state(store), len(monitor_runs(store))
+    empty = tmp_path / "log"
+    assert run_monitor(store, "", f"capture.path={empty}", monkeypatch) == 1
+    pattern = (
+        rf"no inferences captured in the last 7d under {re.escape(str(empty))}: serve or predict with capture "
+        r"on \(HOUSING_CAPTURE=1 make serve\), or pass BATCH=\.\.\."
+    )
+    assert_failed_check(store, runs_before, pattern, capsys.readouterr().err)
+    assert registry_state(store) == before

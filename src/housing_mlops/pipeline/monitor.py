@@ -24,6 +24,7 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.schema import Config
 from housing_mlops.errors import HousingError, MonitoringReferenceError
+from housing_mlops.monitoring import inference_log
 from housing_mlops.monitoring.check import check
 from housing_mlops.monitoring.drift import FeatureDrift, bin_shares
 from housing_mlops.monitoring.reference import Reference, load_reference
@@ -57,6 +58,26 @@ class Monitored:
     report: MonitorReport
     summary: str  # Markdown (the job summary)
     page: str  # self-contained HTML
+
+
+def captured(root: Path, window: str) -> tuple[pd.DataFrame, str]:
+    """The inference log's rows of the last `window`, without the log's own columns, and what they are.
+
+    Unreadable files are skipped, each named in one warning line and counted in the label.
+    """
+    found = inference_log.read_window(root, window)
+    for skipped in found.skipped:
+        log.warning(f"inference log: skipped {skipped}")
+    label = f"inference log {root}, last {window}: {len(found.rows)} rows from {found.files} file(s)"
+    if found.skipped:
+        label += f", {len(found.skipped)} unreadable file(s) skipped"
+    if found.rows.empty:
+        raise HousingError(
+            f"no inferences captured in the last {window} under {root}"
+            f"{f' ({len(found.skipped)} unreadable file(s) skipped)' if found.skipped else ''}: "
+            "serve or predict with capture on (HOUSING_CAPTURE=1 make serve), or pass BATCH=..."
+        )
+    return found.rows.drop(columns=list(inference_log.LOG_COLUMNS)), label
 
 
 def champion_version(client: MlflowClient, name: str) -> ModelVersion:
