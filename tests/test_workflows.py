@@ -140,7 +140,8 @@ def expand(text: str, values: dict[str, str]) -> str:
 
 def monitor_check_step() -> dict:
     """The step of monitor.yml that runs `make monitor` (tests/e2e/test_monitor_workflow.py runs it)."""
-    (step,) = [s for s in load("monitor.yml")["jobs"]["monitor"]["steps"] if s.get("run", "").startswith("make monitor")]
+    steps = load("monitor.yml")["jobs"]["monitor"]["steps"]
+    (step,) = [s for s in steps if s.get("run", "").startswith("make monitor")]
     return step
 
 
