@@ -1,12 +1,14 @@
 """`make bench`: how fast the pipeline is, and how close to its compute floor.
 
-Parts (all by default; `--only cold,floor,cached,serving,sweep` picks some):
+Parts (all by default; `--only cold,floor,cached,serving,monitor,sweep` picks some):
   cold     `mlflow run . --env-manager local` (as `make pipeline`) on an empty tracking store;
            per-step wall times from the pipeline run's pipeline.json and the step runs
   floor    the same fits by a bare script (benchmarks/floor.py): no MLflow, Hydra app or subprocesses
   cached   the same command again on the same store, every step a cache hit (median of repeats)
   serving  both serving variants of the champion on one thread: own runtime, `mlflow.pyfunc`, HTTP;
            the compiled graph per stage; parity on the sealed test set; the register step's cost
+  monitor  the monitor's thresholds on the champion's sealed test set: resamples say ok, shifts drift
+           (benchmarks/monitoring.py)
   sweep    best CV wMAPE against trial count for TPE and random sampling (the costly part)
 
 Writes <out>/<date>.json, <date>.md (and <date>-sweep.png), and puts the table in the README's
@@ -31,6 +33,7 @@ from typing import Any
 import pandas as pd
 
 from benchmarks.machine import figure, machine_info, machine_line, say
+from benchmarks.monitoring import monitoring
 from benchmarks.pipelines import cached, cold, run_floor, store_trials
 from benchmarks.processes import unwind_on_sigterm
 from benchmarks.report import GOALS, render, update_readme
@@ -151,6 +154,8 @@ def run_part(part: str, settings: Settings, results: dict[str, Any]) -> dict[str
         return cached(settings)
     if part == "serving":
         return serving(settings)
+    if part == "monitor":
+        return monitoring(settings)
     plot = f"{results['date']}-sweep.png"
     return sweep_efficiency(settings, results.get("floor"), settings.out / plot) | {"plot": plot}
 

@@ -20,6 +20,8 @@ GOALS = {
     "http_p50_ms": 5.0,
     "parity_max_rel_error": 1e-4,
     "register_s": 30.0,
+    # issue 16: of monitor.calibration.resamples (50) resamples of the sealed test set, at most this many say drift
+    "monitor_resample_drift": 2,
 }
 README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
 CHECKPOINTS = (1, 5, 10, 20, 30, 40, 50, 75, 100)
@@ -78,6 +80,9 @@ def render(results: dict[str, Any], image_dir: str) -> str:
                 "",
                 *graph_table(graph),
             ]
+    if "monitor" in results:
+        lines += ["", f"Monitor calibration, {results['monitor']['model']}. {caption}", ""]
+        lines += monitor_table(results["monitor"])
     if "sweep" in results:
         lines += ["", f"Sweep efficiency. {caption}", "", *sweep_table(results)]
         lines += ["", f"![best CV wMAPE vs trials]({image_dir}{results['sweep']['plot']})"]
@@ -114,6 +119,8 @@ def summary_rows(r: dict[str, Any]) -> list[list[str]]:
         rows.append([label, f"{c['median_s']:.1f} s", f"≤ {GOALS['cached_s']:.0f} s", ok])
     if "serving" in r:
         rows += serving_rows(r["serving"])
+    if "monitor" in r:
+        rows += monitor_rows(r["monitor"])
     register = register_row(r)
     if register:
         rows.append(register)
@@ -171,6 +178,39 @@ def serving_rows(s: dict[str, Any]) -> list[list[str]]:
             equal = "yes" if parity["equal_4dp"][metric] else "**no**"
             rows.append([f"test {shown}, compiled / sklearn", value, "equal to 4 decimals", equal])
     return rows
+
+
+def monitor_rows(m: dict[str, Any]) -> list[list[str]]:
+    """The calibration against its goals: drift on resamples, and each shift's verdict against the expected one."""
+    counts, goal = m["resamples"], GOALS["monitor_resample_drift"]
+    total = sum(counts.values())
+    label = f"monitor: resamples of the sealed test set ({m['test_rows']:,} rows) called drift"
+    value = f"{counts['drift']} of {total}" + (f" (degraded {counts['degraded']})" if counts["degraded"] else "")
+    rows = [[label, value, f"≤ {goal}", met(counts["drift"], goal)]]
+    for name, shift in m["shifts"].items():
+        met_cell = "yes" if shift["as_expected"] else "**no**"
+        rows.append([f"monitor: {name}", shift["verdict"], shift["expected"], met_cell])
+    rows.append(["monitor: calibration time (1 thread)", f"{m['seconds']:.1f} s", "", ""])
+    return rows
+
+
+def monitor_table(m: dict[str, Any]) -> list[str]:
+    """Per shifted batch: rows, verdict, the expected one, the drifted features by PSI, the lower wMAPE bound."""
+    rows = []
+    for name, shift in m["shifts"].items():
+        drifted = ", ".join(f"{n} {psi:.2f}" for n, psi in shift["drifted"].items()) or "none"
+        low = "—" if shift["wmape_low"] is None else f"{shift['wmape_low']:.4f}"
+        cells = [name, f"{shift['rows']:,}", shift["verdict"], shift["expected"], drifted]
+        rows.append([*cells, f"{shift['prediction_psi']:.2f}", low])
+    header = ["batch", "rows", "verdict", "expected", "drifted features (PSI)", "prediction PSI", "wMAPE low"]
+    counts = ", ".join(f"{k} {v}" for k, v in m["resamples"].items())
+    load = " → ".join(f"{x:.2f}" for x in m["load_avg_1m"])
+    note = (
+        f"Resamples of the {m['test_rows']:,} labelled test rows (with replacement, as many rows): {counts}. "
+        f"Shifted batches without labels, the scaled prices with them. {m['seconds']:.1f} s in all, "
+        f"one native thread; load average 1 min over the part: {load}."
+    )
+    return [*markdown_table(header, rows), "", note]
 
 
 def register_row(r: dict[str, Any]) -> list[str] | None:

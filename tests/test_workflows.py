@@ -64,7 +64,10 @@ def test_actionlint_catches_a_broken_workflow(tmp_path: Path) -> None:
     undefined.write_text((WORKFLOWS / "retrain.yml").read_text().replace("inputs.n_trials", "inputs.n_trails"))
     typo = tmp_path / "typo.yml"
     typo.write_text((WORKFLOWS / "ci.yml").read_text().replace("timeout-minutes", "timeout_minutes"))
-    for path in (broken, undefined, typo):
+    # the retrain call reads an output the monitor job does not declare
+    output = tmp_path / "output.yml"
+    output.write_text((WORKFLOWS / "monitor.yml").read_text().replace("outputs.verdict ==", "outputs.verdit =="))
+    for path in (broken, undefined, typo, output):
         assert lint(path), f"actionlint accepted {path.name}"
 
 
@@ -104,10 +107,84 @@ def test_retrain_triggers_inputs_and_tracking() -> None:
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
 
 
-@pytest.mark.parametrize("name", ["ci.yml", "retrain.yml"])
+def test_retrain_can_be_called_with_the_inputs_of_a_dispatch() -> None:
+    on = load("retrain.yml")["on"]
+    assert on["workflow_call"]["inputs"] == on["workflow_dispatch"]["inputs"]
+
+
+def test_monitor_triggers_input_and_registry() -> None:
+    monitor, retrain = load("monitor.yml"), load("retrain.yml")
+    assert set(monitor["on"]) == {"schedule", "workflow_dispatch"}
+    assert monitor["on"]["schedule"][0]["cron"].split()[2:] == ["*", "*", "*"]  # daily
+    (name,) = monitor["on"]["workflow_dispatch"]["inputs"]
+    assert name == "batch"
+    assert monitor["permissions"] == {"contents": "read"}
+    assert monitor["concurrency"] == {"group": "monitor", "cancel-in-progress": False}
+    assert monitor["env"]["MLFLOW_TRACKING_URI"] == retrain["env"]["MLFLOW_TRACKING_URI"]  # the same registry
+    job = monitor["jobs"]["monitor"]
+    assert [step["run"] for step in job["steps"] if "run" in step] == ["make install", "make monitor"]
+    restore = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore@"))
+    assert restore["with"]["restore-keys"] == "mlflow-store-"
+
+
+def expand(text: str, values: dict[str, str]) -> str:
+    """`text` with each `${{ expression }}` replaced by values[expression]; an unknown one fails."""
+
+    def value(match: re.Match[str]) -> str:
+        expression = match.group(1).strip()
+        assert expression in values, f"no value for the expression {expression!r} in {text!r}"
+        return values[expression]
+
+    return re.sub(r"\$\{\{(.*?)\}\}", value, text)
+
+
+def monitor_check_step() -> dict:
+    """The step of monitor.yml that runs `make monitor` (tests/e2e/test_monitor_workflow.py runs it)."""
+    steps = load("monitor.yml")["jobs"]["monitor"]["steps"]
+    (step,) = [s for s in steps if s.get("run", "").startswith("make monitor")]
+    return step
+
+
+def test_monitor_makes_the_verdict_an_output_and_uploads_the_report() -> None:
+    monitor = load("monitor.yml")
+    job, step = monitor["jobs"]["monitor"], monitor_check_step()
+    hydra = expand(step["env"]["HYDRA"], {"runner.temp": "/temp"}).split()
+    assert "monitor.fail_on=never" in hydra  # drift and degraded are outputs, not failures
+    assert "monitor.report_dir=/temp/monitor-report" in hydra
+    assert "inputs.batch" in step["env"]["BATCH"]
+    assert job["outputs"]["verdict"] == f"${{{{ steps.{step['id']}.outputs.verdict }}}}"
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert expand(upload["with"]["path"], {"runner.temp": "/temp"}) == "/temp/monitor-report"
+    assert upload["if"] == "always()"
+
+
+def test_monitor_calls_retrain_on_drift_or_degraded_only() -> None:
+    jobs = load("monitor.yml")["jobs"]
+    (caller,) = [j for j in jobs.values() if "uses" in j]
+    assert caller["uses"] == "./.github/workflows/retrain.yml"
+    assert caller["needs"] == "monitor"
+    assert caller["secrets"] == "inherit"  # the tracking server's secrets reach the retraining
+    assert caller["permissions"] == {"contents": "read"}
+    condition = caller["if"]
+    for verdict, starts in (("ok", False), ("drift", True), ("degraded", True), ("", False)):
+        outputs = {"verdict": verdict}
+        assert evaluate(condition, outputs) is starts, verdict
+
+
+def evaluate(condition: str, outputs: dict[str, str]) -> bool:
+    """A job `if:` made of `needs.monitor.outputs.verdict == '<v>'` terms joined by `||`."""
+    terms = [t.strip() for t in condition.split("||")]
+    for term in terms:
+        assert re.fullmatch(r"needs\.monitor\.outputs\.verdict == '\w+'", term), f"unexpected condition {term!r}"
+    return any(outputs["verdict"] == term.split("'")[1] for term in terms)
+
+
+@pytest.mark.parametrize("name", ["ci.yml", "retrain.yml", "monitor.yml"])
 def test_actions_are_pinned_by_commit_and_nothing_is_ignored(name: str) -> None:
     text = (WORKFLOWS / name).read_text()
     for ref in re.findall(r"uses:\s*(\S+)", text):
+        if ref.startswith("./.github/workflows/"):  # a workflow of this repository, at this commit
+            continue
         assert re.fullmatch(r"[\w./-]+@[0-9a-f]{40}", ref), f"{ref} is not pinned to a full commit SHA"
     assert "|| true" not in text
     assert "continue-on-error" not in text
