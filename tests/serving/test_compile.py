@@ -73,7 +73,8 @@ def test_the_graph_agrees_with_sklearn_for_each_convertible_imputer(
     assert outcome.parity is not None
     assert outcome.parity.passed
     assert outcome.parity.max_rel_error <= cfg.serving.max_rel_error
-    assert outcome.parity.rows == len(frames[1]) + 3 + 3 + 1  # test set, odd rows, each odd row alone, one row
+    # the test set, the odd rows, each odd row alone, each test row alone
+    assert outcome.parity.rows == len(frames[1]) + 3 + 3 + len(frames[1])
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
@@ -169,3 +170,22 @@ def test_thresholds_are_aligned_only_where_training_rows_sit_on_them(
         errors[name] = float(np.max(np.abs(got - want) / np.abs(want)))
     assert errors["aligned"] <= cfg.serving.max_rel_error
     assert errors["aligned"] <= errors["plain"]
+
+
+def test_a_runtime_that_answers_a_row_alone_differently_fails_parity(
+    cfg: Config, frames: tuple, default_model: Any
+) -> None:
+    test = frames[1][cfg.data.features()].head(50)
+
+    def batch_dependent(frame: pd.DataFrame) -> np.ndarray:  # right in a batch, 0.1 % off alone
+        got = default_model.predict(frame)
+        return got * 1.001 if len(frame) == 1 else got
+
+    batches = {"the test set": test, "each test row alone": test}
+    loose = parity.check(default_model.predict, batch_dependent, batches, cfg.serving.max_rel_error)
+    assert loose.passed  # scored as batches, nothing is wrong
+    strict = parity.check(
+        default_model.predict, batch_dependent, batches, cfg.serving.max_rel_error, alone=("each test row alone",)
+    )
+    assert not strict.passed
+    assert strict.reason.startswith("max relative error 0.001 > serving.max_rel_error 0.0001 on each test row alone")

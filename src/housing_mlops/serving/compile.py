@@ -191,6 +191,11 @@ def _run(onx: onnx.ModelProto, frame: pd.DataFrame, layout: ModelLayout) -> np.n
     return np.asarray(session(onx.SerializeToString(), 1).run(None, feeds(frame, layout))[0], dtype=np.float64)
 
 
+# relative headroom of an aligned threshold: 2**-40 ~ 9e-13, thousands of ulps, far below any gap
+# between two distinct training values of a feature
+HEADROOM = 2.0**-40
+
+
 def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray) -> Any:
     """A copy of a tree model whose thresholds send the graph's features where sklearn's go.
 
@@ -212,7 +217,11 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
         for j in np.unique(features[interior]):
             at = interior & (features == j)
             ceiling = ceilings[int(j)].reindex(thresholds[at]).to_numpy()
-            out[at] = np.fmax(thresholds[at], ceiling)  # fmax: NaN (no row holds t) keeps t
+            # headroom above the largest value seen: ONNX Runtime's kernels can differ by an ulp or
+            # two with the batch size (a row alone vs in a batch), so the ceiling of one batch is
+            # not the ceiling of all
+            raised = ceiling + np.abs(ceiling) * HEADROOM
+            out[at] = np.fmax(thresholds[at], raised)  # fmax: NaN (no row holds t) keeps t
         return out
 
     if hasattr(aligned, "_predictors"):  # HistGradientBoosting

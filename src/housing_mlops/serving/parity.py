@@ -29,21 +29,33 @@ def odd_rows(frame: pd.DataFrame, numeric: list[str], categorical: list[str]) ->
     return base.reset_index(drop=True)
 
 
+def row_by_row(predict: Callable[[pd.DataFrame], np.ndarray]) -> Callable[[pd.DataFrame], np.ndarray]:
+    """`predict` called on each row alone, as a server answering single-row requests calls it."""
+
+    def alone(frame: pd.DataFrame) -> np.ndarray:
+        return np.array([np.asarray(predict(frame.iloc[[i]]), dtype=np.float64).item() for i in range(len(frame))])
+
+    return alone
+
+
 def check(
     expected: Callable[[pd.DataFrame], np.ndarray],
     actual: Callable[[pd.DataFrame], np.ndarray],
     batches: dict[str, pd.DataFrame],
     tolerance: float,
+    alone: tuple[str, ...] = (),
 ) -> Parity:
     """Compare `actual` with `expected` on every batch; pass if max relative error <= tolerance, no NaN.
 
-    `batches` maps a name (said in the reason) to a frame; include single rows as their own batches,
-    since a stage may behave differently on one row (IterativeImputer on an all-missing batch).
+    `batches` maps a name (said in the reason) to a frame; `actual` scores the batches named in
+    `alone` one row at a time: a runtime may answer a row differently alone than in a batch (ONNX
+    Runtime's kernels differ by an ulp with the batch size), and a stage may behave differently
+    on one row (IterativeImputer on an all-missing batch).
     """
     worst, rows = 0.0, 0
     for name, batch in batches.items():
         want = np.asarray(expected(batch), dtype=np.float64).reshape(-1)
-        got = np.asarray(actual(batch), dtype=np.float64).reshape(-1)
+        got = np.asarray((row_by_row(actual) if name in alone else actual)(batch), dtype=np.float64).reshape(-1)
         rows += len(batch)
         if np.isnan(got).any() and not np.isnan(want).all():
             return Parity(False, float("nan"), rows, f"the compiled variant predicts NaN on {name}")
