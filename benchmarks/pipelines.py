@@ -59,7 +59,7 @@ def trials_finished(sweep_metrics: dict[str, float]) -> int:
 
 
 def register_cost(wall_s: float | None, run_s: float, metrics: dict[str, float]) -> dict[str, Any]:
-    """The register step's seconds, and the split between conversion with parity and profiling.
+    """The register step's seconds, and the split: conversion with parity, profiling, the monitoring reference.
 
     `wall_s` as the pipeline timed the step (None when not known), `run_s` inside its MLflow run; the
     split from the metrics the step logs (None from a step that predates them).
@@ -69,6 +69,7 @@ def register_cost(wall_s: float | None, run_s: float, metrics: dict[str, float])
         "run_s": round(run_s, 2),
         "compile_s": None if "register_compile_s" not in metrics else round(metrics["register_compile_s"], 2),
         "profile_s": None if "register_profile_s" not in metrics else round(metrics["register_profile_s"], 2),
+        "reference_s": None if "register_reference_s" not in metrics else round(metrics["register_reference_s"], 2),
     }
 
 

@@ -223,8 +223,11 @@ def register_row(r: dict[str, Any]) -> list[str] | None:
         seconds, where = cost["run_s"], "inside the champion's register run"
     split = ""
     if cost["compile_s"] is not None and cost["profile_s"] is not None:
-        rest = cost["run_s"] - cost["compile_s"] - cost["profile_s"]
+        reference = cost.get("reference_s") or 0.0
+        rest = cost["run_s"] - cost["compile_s"] - cost["profile_s"] - reference
         split = f"; conversion + parity {cost['compile_s']:.1f} s, profiling {cost['profile_s']:.1f} s"
+        if cost.get("reference_s") is not None:
+            split += f", monitoring reference {reference:.1f} s"
         split += f", fit, scoring, logging and gate {rest:.1f} s"
     goal = GOALS["register_s"]
     return [f"register step ({where}{split})", f"{seconds:.1f} s", f"≤ {goal:.0f} s", met(seconds, goal)]

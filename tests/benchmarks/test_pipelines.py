@@ -85,17 +85,18 @@ def test_cold_result_reads_steps_sweep_and_test_figures() -> None:
         "sweep_trials_finished": 6,
         "sweep_best_cv_wmape": 0.2,
         "test_wmape": 0.21,
-        "register": {"wall_s": 10.0, "run_s": 9.0, "compile_s": None, "profile_s": None},
+        "register": {"wall_s": 10.0, "run_s": 9.0, "compile_s": None, "profile_s": None, "reference_s": None},
     }
 
 
 def test_register_cost_splits_conversion_and_profiling_when_the_step_logged_them() -> None:
-    metrics = {"register_compile_s": 4.123, "register_profile_s": 7.456, "test_wmape": 0.2}
+    metrics = {"register_compile_s": 4.123, "register_profile_s": 7.456, "register_reference_s": 2.5, "test_wmape": 0.2}
     assert register_cost(None, 12.345, metrics) == {
         "wall_s": None,
         "run_s": 12.35,
         "compile_s": 4.12,
         "profile_s": 7.46,
+        "reference_s": 2.5,
     }
 
 

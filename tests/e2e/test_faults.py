@@ -49,6 +49,7 @@ TIMING_METRICS = {
         "hw_usd_per_million",
         "register_compile_s",
         "register_profile_s",
+        "register_reference_s",
     },
 }
 # RandomForest predicts on 2 threads (models.zoo.random_forest.fixed.n_jobs=2) and sums the
