@@ -47,7 +47,9 @@ START_TIMEOUT_S = 90
 
 def pg_bin() -> Path | None:
     """The newest installed PostgreSQL's bin folder, or None."""
-    found = sorted(PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        PG_ROOT.glob("*/bin/initdb"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0
+    )
     return found[-1].parent if found else None
 
 
@@ -131,9 +133,10 @@ def _wait_ready(postgres: Postgres, process: subprocess.Popen | None, log: Path 
                 tail = log.read_text()[-2000:] if log else ""
                 raise RuntimeError(f"postgres exited with {process.returncode}:\n{tail}") from exc
             if time.monotonic() > deadline:
-                raise RuntimeError(f"PostgreSQL on port {postgres.port} not ready in {START_TIMEOUT_S} s: {exc}") from exc
+                raise RuntimeError(
+                    f"PostgreSQL on port {postgres.port} not ready in {START_TIMEOUT_S} s: {exc}"
+                ) from exc
             time.sleep(0.2)
-
 
 
 @contextmanager
@@ -254,7 +257,9 @@ class TrackingServer:
             except (urllib.error.URLError, OSError):
                 pass
             if self.process.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(
+                    f"mlflow server exited with {self.process.returncode}:\n{self.log.read_text()[-3000:]}"
+                )
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"mlflow server not healthy in {START_TIMEOUT_S} s:\n{self.log.read_text()[-3000:]}")

@@ -11,7 +11,7 @@ import optuna
 import pytest
 
 from tests.conftest import FAST_OPTIONS, MODEL, Store, assert_digests_match, make_store
-from tests.services import PASSWORD, Postgres, TrackingServer, running_postgres
+from tests.services import Postgres, TrackingServer, running_postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
@@ -28,6 +28,10 @@ class Services:
     postgres: Postgres
     server: TrackingServer
     optuna_db: str
+
+    def assert_no_password(self, *texts: str) -> None:
+        for text in texts:
+            assert self.postgres.password not in text, "the database password leaked into the output"
 
     def optuna_url(self, password: str | None = None, database: str | None = None, scheme: str = "postgresql") -> str:
         return self.postgres.url(database or self.optuna_db, password, scheme)
@@ -74,18 +78,13 @@ def first_run(services: Services, sample_csv: Path, tmp_path_factory: pytest.Tem
     return FirstRun(store, store.mlflow_run(hydra=pipeline_hydra(services)))
 
 
-def assert_no_password(*texts: str) -> None:
-    for text in texts:
-        assert PASSWORD not in text, "the database password leaked into the output"
-
-
 def test_pipeline_over_http_logs_proxies_artifacts_registers_and_reuses(
     first_run: FirstRun, services: Services, tmp_path: Path
 ) -> None:
     store, client = first_run.store, first_run.store.client
     for step in STEPS:
         assert f"[{step}] running" in first_run.done.stdout, step
-    assert_no_password(first_run.done.stdout, first_run.done.stderr)
+    services.assert_no_password(first_run.done.stdout, first_run.done.stderr)
     steps = {r.data.tags["housing.step"]: r for r in store.runs() if "housing.step" in r.data.tags}
     assert set(steps) == set(STEPS)
     for name, run in steps.items():
@@ -115,7 +114,127 @@ def test_pipeline_over_http_logs_proxies_artifacts_registers_and_reuses(
         assert len(store.runs(step)) == 1, step
     assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
-    assert_no_password(again.stdout, again.stderr)
+    services.assert_no_password(again.stdout, again.stderr)
     for run in store.runs():
-        assert_no_password(str(run.data.params), str(run.data.tags))
+        services.assert_no_password(str(run.data.params), str(run.data.tags))
 
+
+# -- the sweep's study shared in PostgreSQL ----------------------------------------------------
+SWEEP_TRIALS = 6
+
+
+def test_two_separately_started_sweeps_share_one_study_with_exactly_n_trials(
+    first_run: FirstRun, services: Services, tmp_path: Path
+) -> None:
+    """Two `mlflow run . -e sweep` processes, each from its own directory (two machines in all but
+    name), on one study in PostgreSQL: they split the budget, no trial is run twice or lost."""
+    store = first_run.store
+    hydra = f"{pipeline_hydra(services)} sweep.study_name=team-sweep sweep.n_trials={SWEEP_TRIALS} sweep.pruner=none"
+    processes = []
+    for machine in ("a", "b"):
+        cwd = tmp_path / machine
+        cwd.mkdir()
+        command = store.command("-e", "sweep", "--experiment-name", "housing-mlops", hydra=hydra)
+        processes.append(
+            subprocess.Popen(command, env=store.env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
+        services.assert_no_password(out, err)
+
+    study = optuna.load_study(study_name="team-sweep", storage=services.optuna_url())
+    assert sorted(t.number for t in study.trials) == list(range(SWEEP_TRIALS)), "no trial lost or run twice"
+    assert all(t.state.is_finished() for t in study.trials)
+    sweeps = [r for r in store.runs("sweep") if r.data.params.get("study_name") == "team-sweep"]
+    assert len(sweeps) == 2
+    assert all(r.info.status == "FINISHED" for r in sweeps)
+    trial_runs = [r for r in store.runs() if r.data.tags.get("mlflow.parentRunId") in {s.info.run_id for s in sweeps}]
+    numbers = sorted(int(r.data.tags["housing.trial"]) for r in trial_runs)
+    assert numbers == list(range(SWEEP_TRIALS)), "each trial logged once, by the process that ran it"
+
+
+# -- bad inputs: one line, the password masked, nothing written --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("wrong password", "password authentication failed for user"),
+        ("unknown database", 'database "no_such_db" does not exist'),
+        ("server down", "Connection refused"),
+    ],
+)
+def test_a_study_database_that_cannot_be_opened_is_one_line_with_the_password_masked(
+    services: Services, case: str, expected: str
+) -> None:
+    from housing_mlops.errors import StudyStorageError
+    from housing_mlops.modeling import study_store
+    from tests.services import free_port
+
+    pg = services.postgres
+    url = {
+        "wrong password": pg.url(services.optuna_db, password="Wrong-Secret-1"),
+        "unknown database": pg.url("no_such_db"),
+        "server down": f"postgresql://{pg.user}:{pg.password}@127.0.0.1:{free_port()}/optuna",
+    }[case]
+    with pytest.raises(StudyStorageError) as info:
+        study_store.open_storage(url, heartbeat_s=10)
+    message = str(info.value)
+    assert "\n" not in message
+    assert expected in message
+    assert message.startswith(f"sweep.storage postgresql://{pg.user}:***@")
+    services.assert_no_password(message)
+    assert "Wrong-Secret-1" not in message
+
+
+def test_a_study_created_to_maximize_is_refused_by_name(services: Services) -> None:
+    from housing_mlops.errors import StudyStorageError
+    from housing_mlops.modeling import study_store
+
+    url = services.optuna_url()
+    optuna.create_study(storage=url, study_name="maximised", direction="maximize")
+    study = optuna.load_study(study_name="maximised", storage=study_store.open_storage(url, heartbeat_s=10))
+    with pytest.raises(
+        StudyStorageError, match=rf"study 'maximised' in sweep.storage postgresql://{services.postgres.user}:\*\*\*@"
+    ) as info:
+        study_store.check_direction(study, url)
+    assert "was created to maximize" in str(info.value)
+    assert "set another sweep.study_name" in str(info.value)
+
+
+def test_the_sweep_step_with_a_wrong_password_fails_one_line_and_registers_nothing(
+    first_run: FirstRun, services: Services
+) -> None:
+    store = first_run.store
+    versions = len(store.client.search_model_versions(f"name='{MODEL}'"))
+    wrong = services.optuna_url(password="Wrong-Secret-1")
+    done = store.mlflow_run(
+        "-e", "sweep", "--experiment-name", "housing-mlops", hydra=f"{FAST_OPTIONS} sweep.storage={wrong}", check=False
+    )
+    assert done.returncode != 0
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, done.stderr[-3000:]
+    assert "password authentication failed" in errors[0]
+    assert f"postgresql://{services.postgres.user}:***@" in errors[0]
+    assert "Wrong-Secret-1" not in errors[0]
+    assert "Traceback" not in done.stderr
+    services.assert_no_password(done.stdout, done.stderr)
+    failed = store.runs("sweep")[0]
+    assert failed.info.status == "FAILED"
+    assert "password authentication failed" in failed.data.tags["housing.error"]
+    assert len(store.client.search_model_versions(f"name='{MODEL}'")) == versions
+
+
+def test_an_unknown_storage_scheme_fails_at_start_up_naming_the_key(first_run: FirstRun) -> None:
+    store = first_run.store
+    runs = len(store.runs())
+    done = store.mlflow_run(
+        hydra=f"{FAST_OPTIONS} sweep.storage=postgres-ql://housing:Typo-Secret-2@127.0.0.1/optuna", check=False
+    )
+    assert done.returncode != 0
+    last = done.stderr.strip().splitlines()[-1]
+    assert "config key 'sweep.storage' = 'postgres-ql://housing:***@127.0.0.1/optuna' is not allowed" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert "Typo-Secret-2" not in last
+    assert len(store.runs()) == runs, last

@@ -93,9 +93,9 @@ def fit_description(card: str, pointer: str) -> str:
     """
     if len(card) <= DESCRIPTION_LIMIT:
         return card
-    compact = "\n".join(
-        re.sub(r" {2,}", " ", line) if line.startswith("|") else line for line in card.splitlines()
-    ) + ("\n" if card.endswith("\n") else "")
+    compact = "\n".join(re.sub(r" {2,}", " ", line) if line.startswith("|") else line for line in card.splitlines()) + (
+        "\n" if card.endswith("\n") else ""
+    )
     if len(compact) <= DESCRIPTION_LIMIT:
         return compact
     tail = f"\n\n{pointer}\n"
