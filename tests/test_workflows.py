@@ -88,7 +88,8 @@ def test_ci_gives_the_postgres_tests_a_service_container() -> None:
     service = job["services"]["postgres"]
     assert service["image"].startswith("postgres:")
     url = job["env"]["HOUSING_TEST_POSTGRES"]
-    assert url.startswith("postgresql://postgres:") and url.endswith("@127.0.0.1:5432/postgres")
+    assert url.startswith("postgresql://postgres:")
+    assert url.endswith("@127.0.0.1:5432/postgres")
     assert service["env"]["POSTGRES_PASSWORD"] in url
     assert "5432:5432" in service["ports"]
 
