@@ -3,6 +3,7 @@ sweep's study shared in PostgreSQL by separately started processes, and the bad 
 writes. One cluster and one server per session (tests/services.py); the smoke profile."""
 
 import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,3 +239,85 @@ def test_an_unknown_storage_scheme_fails_at_start_up_naming_the_key(first_run: F
     assert "Traceback" not in done.stderr
     assert "Typo-Secret-2" not in last
     assert len(store.runs()) == runs, last
+
+
+# -- the tracking server dies mid-pipeline -----------------------------------------------------
+
+
+@pytest.mark.faults
+def test_server_killed_mid_register_fails_naming_it_and_a_rerun_registers_once(
+    first_run: FirstRun, services: Services, tmp_path: Path
+) -> None:
+    store, client, server = first_run.store, first_run.store.client, services.server
+    before = {v.version for v in client.search_model_versions(f"name='{MODEL}'")}
+    hydra = f"{pipeline_hydra(services)} pipeline.force=[register]"
+    out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        process = subprocess.Popen(
+            store.command("-P", "steps=register", hydra=hydra),
+            env=store.env,
+            cwd=tmp_path,
+            stdout=stdout,
+            stderr=stderr,
+        )
+    # kill the server as soon as the new version exists: before its tags, aliases and `complete`
+    deadline = time.monotonic() + 300
+    while {v.version for v in client.search_model_versions(f"name='{MODEL}'")} == before:
+        assert process.poll() is None, f"{out.read_text()[-2000:]}\n{err.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, "no version was registered"
+        time.sleep(0.2)
+    server.kill()
+    try:
+        code = process.wait(timeout=180)
+    finally:
+        server.start()
+    assert code != 0
+    lines = [line for line in err.read_text().strip().splitlines() if line.strip()]
+    assert server.uri in lines[-1], lines[-1]
+    services.assert_no_password(out.read_text(), err.read_text())
+
+    # the same command again: the killed register run is not a cache hit, the half version goes
+    again = store.mlflow_run("-P", "steps=register", hydra=hydra)
+    assert "[register] running" in again.stdout
+    assert "deleted half-registered version(s)" in again.stdout + again.stderr
+    assert "[sweep] cached" in again.stdout
+    versions = client.search_model_versions(f"name='{MODEL}'")
+    assert len(versions) == len(before) + 1, "the half-registered version was deleted, one complete one added"
+    assert all(v.tags.get("housing.registration") == "complete" for v in versions), [v.tags for v in versions]
+
+
+# -- two pipelines at once, two working directories, one server -------------------------------
+
+
+@pytest.mark.faults
+def test_two_pipelines_from_two_directories_run_register_once_and_register_one_version(
+    first_run: FirstRun, services: Services, tmp_path: Path
+) -> None:
+    """Both need `register` (a new model name is a new cache key; the upstream steps are cached).
+    Each has its own TMPDIR, so the file lock of one machine cannot coordinate them: only the
+    claim on the tracking server can."""
+    store, client = first_run.store, first_run.store.client
+    hydra = f"{pipeline_hydra(services)} registry.model_name=concurrent_model"
+    registers = len(store.runs("register"))
+    processes = []
+    for machine in ("a", "b"):
+        (tmp_path / machine / "tmp").mkdir(parents=True)
+        env = store.env | {"TMPDIR": str(tmp_path / machine / "tmp")}
+        command = store.command("-P", "steps=register", hydra=hydra)
+        processes.append(
+            subprocess.Popen(
+                command, env=env, cwd=tmp_path / machine, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+        )
+    outputs = [process.communicate(timeout=600) for process in processes]
+    for process, (out, err) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
+    stdout = "\n".join(out for out, _ in outputs)
+    assert stdout.count("[register] running") == 1, stdout
+    assert "reusing run" in stdout
+    assert "of a concurrent pipeline" in stdout
+    assert len(store.runs("register")) == registers + 1, "register ran once"
+    (version,) = client.search_model_versions("name='concurrent_model'")
+    assert version.tags["housing.registration"] == "complete"
+    claims = client.search_registered_models("name LIKE 'housing-mlops.claim.%'")
+    assert claims == [], "every claim was released"
