@@ -126,6 +126,7 @@ def make_store(directory: Path, data: Path) -> Store:
 # leave the few long end-to-end ones to the last minutes, one worker idle.
 LONGEST_FIRST = (
     "e2e/test_concurrency.py",
+    "e2e/test_postgres.py",
     "e2e/test_registry.py",
     "e2e/test_faults.py",
     "e2e/test_gate_load.py",

@@ -86,6 +86,17 @@ def test_ci_runs_lint_tests_and_a_tiny_pipeline() -> None:
     assert setup["with"]["cache-dependency-path"] == "pyproject.toml"
 
 
+def test_ci_gives_the_postgres_tests_a_service_container() -> None:
+    (job,) = load("ci.yml")["jobs"].values()
+    service = job["services"]["postgres"]
+    assert service["image"].startswith("postgres:")
+    url = job["env"]["HOUSING_TEST_POSTGRES"]
+    assert url.startswith("postgresql://postgres:")
+    assert url.endswith("@127.0.0.1:5432/postgres")
+    assert service["env"]["POSTGRES_PASSWORD"] in url
+    assert "5432:5432" in service["ports"]
+
+
 def test_retrain_triggers_inputs_and_tracking() -> None:
     retrain = load("retrain.yml")
     push = retrain["on"]["push"]

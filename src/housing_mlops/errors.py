@@ -29,6 +29,10 @@ class StorageError(HousingError):
     """A file could not be written: full disk, read-only directory, missing permission."""
 
 
+class StudyStorageError(HousingError):
+    """The sweep's study database cannot be opened, or holds a study this sweep cannot continue."""
+
+
 class SweepError(HousingError):
     """The sweep could not finish its study: a worker process died."""
 

@@ -77,3 +77,27 @@ def test_process_identity_and_liveness() -> None:
     assert process_alive(f"another-machine:{pid}:{started}") is None
     assert process_alive(None) is None
     assert process_identity(2**22 + 1) is None  # above Linux's pid_max: no such process
+
+
+def test_a_server_claim_is_exclusive_released_and_a_dead_holders_claim_is_taken_over() -> None:
+    from mlflow.tracking import MlflowClient
+
+    from housing_mlops.pipeline import locks
+
+    client = MlflowClient()  # the test's own SQLite store: its registry enforces unique names as a server does
+    name = f"{locks.CLAIM_PREFIX}register.{'k' * 32}"
+    with locks.server_claim(client, "register", "k" * 64, heartbeat_s=1):
+        assert client.get_registered_model(name).tags["holder"] == process_identity()
+        assert not locks._try_claim(client, name, "someone else")
+        time.sleep(1.5)  # one beat
+        assert float(client.get_registered_model(name).tags["beat"]) > time.time() - 1.5
+    assert client.search_registered_models(f"name = '{name}'") == []
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    gone = process_identity().rsplit(":", 2)[0] + f":{dead.stdout.strip()}:0.0"  # this machine, a dead pid
+    assert process_alive(gone) is False
+    client.create_registered_model(name, tags={"holder": gone, "beat": repr(time.time())})
+    started = time.monotonic()
+    with locks.server_claim(client, "register", "k" * 64, heartbeat_s=60):
+        assert client.get_registered_model(name).tags["holder"] == process_identity()
+    assert time.monotonic() - started < 10, "a dead holder's claim is taken over at once"

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from housing_mlops.registry.card import METRICS, model_card, version_tags
+from housing_mlops.registry.card import DESCRIPTION_LIMIT, METRICS, fit_description, model_card, version_tags
 
 BEST = {
     "family": "hgb",
@@ -170,3 +170,20 @@ def test_version_tags_carry_the_gate_s_interval_when_there_was_a_champion() -> N
         "promotion.delta_high": 0.0008,
     }
     assert not any(k.startswith("promotion.delta") for k in tags({**verdict, "difference": None}))
+
+
+def test_a_card_too_long_for_mlflows_description_column_fits_and_points_at_the_full_card() -> None:
+    text = card()
+    assert fit_description(text, "full card: model_card.md") == text, "a card that fits is unchanged"
+    padded = text + "\n".join(f"| {'x' * 20}{' ' * 200}| {i} |" for i in range(40)) + "\n"
+    fitted = fit_description(padded, "full card: model_card.md")
+    assert len(fitted) <= DESCRIPTION_LIMIT
+    assert fitted.splitlines()[0] == text.splitlines()[0]
+    assert len(fitted.splitlines()) == len(padded.splitlines()), "only the padding went"
+    assert "full card" not in fitted
+    long = text + "\n".join(f"line {i} " + "y" * 100 for i in range(100))
+    cut = fit_description(long, "full card: model_card.md")
+    assert len(cut) <= DESCRIPTION_LIMIT
+    assert cut.startswith(text.splitlines()[0])
+    assert "line 0 " in cut
+    assert cut.endswith("\n\nfull card: model_card.md\n")

@@ -4,7 +4,10 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from housing_mlops.config.checks import require
+from housing_mlops.config.checks import masked_url, require, url_scheme
+
+# sweep.storage dialects (Optuna's RDBStorage), "+driver" allowed: postgresql+psycopg://...
+STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
 
 
 @dataclass
@@ -172,6 +175,7 @@ class SweepConfig:
     pruner: str
     storage: str | None
     study_name: str | None
+    heartbeat_s: int
     n_workers: int
     n_jobs: int
     feature_space: dict[str, SpaceParam]
@@ -194,6 +198,14 @@ class SweepConfig:
             "median | wilcoxon | none",
         )
         require(self.n_workers >= 1, "sweep.n_workers", self.n_workers, ">= 1")
+        require(self.heartbeat_s >= 1, "sweep.heartbeat_s", self.heartbeat_s, ">= 1")
+        if self.storage is not None:
+            require(
+                url_scheme(self.storage) in STORAGE_SCHEMES,
+                "sweep.storage",
+                masked_url(self.storage),
+                "a sqlite:///, postgresql:// or mysql:// URL, e.g. postgresql://user@db-host/optuna",
+            )
         require(self.n_jobs >= 1, "sweep.n_jobs", self.n_jobs, ">= 1")
         require(self.n_startup_trials >= 0, "sweep.n_startup_trials", self.n_startup_trials, ">= 0")
         for key in self.feature_space:

@@ -64,6 +64,7 @@ class PipelineConfig:
     steps: list[str]
     cache: bool
     force: list[str]
+    claim_heartbeat_s: int
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
@@ -71,6 +72,7 @@ class PipelineConfig:
             for name in getattr(self, key):
                 require(name in STEPS, f"pipeline.{key}", name, f"steps among {list(STEPS)}")
         require(bool(self.steps), "pipeline.steps", self.steps, "at least one step")
+        require(self.claim_heartbeat_s >= 1, "pipeline.claim_heartbeat_s", self.claim_heartbeat_s, ">= 1")
 
 
 @dataclass

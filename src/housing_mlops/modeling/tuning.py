@@ -68,16 +68,6 @@ def clip_to_space(values: dict[str, Any], space: dict[str, SpaceParam]) -> dict[
     return clipped
 
 
-def open_storage(url: str) -> optuna.storages.RDBStorage:
-    """The study storage at `url`.
-
-    SQLite waits up to a minute for a lock instead of failing at once: workers of one sweep (or two
-    pipelines) write trials to the same file.
-    """
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else None
-    return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
-
-
 def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers.BaseSampler:
     """The seeded sampler of sweep.sampler."""
     if kind == "tpe":

@@ -1,7 +1,8 @@
-"""Coordination between pipelines on one machine.
+"""Coordination between pipelines: one machine, or several sharing a tracking server.
 
-A lock per (step, cache key) and the identity of the process that drives a pipeline run, safe
-against pid reuse.
+A lock per (step, cache key): a file lock beside a SQLite store, a claim recorded on the tracking
+server otherwise; and the identity of the process that drives a pipeline run, safe against pid
+reuse.
 """
 
 import hashlib
@@ -9,12 +10,16 @@ import logging
 import os
 import socket
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 import filelock
 import psutil
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from housing_mlops.pipeline.tracking import sqlite_path, tracking_uri
 
@@ -74,8 +79,8 @@ def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
 
     Two pipelines on one machine and store then never run the same step with the same
     inputs at once: the second waits and reuses the first's run. The kernel drops the lock
-    when its holder dies, so a killed pipeline leaves nothing to clean up. Pipelines on other
-    machines sharing a tracking server are not coordinated by it.
+    when its holder dies, so a killed pipeline leaves nothing to clean up. Other machines cannot
+    see it: with a tracking server, `step_claim` claims on the server instead.
     """
     uri = tracking_uri(root)
     database = sqlite_path(uri)  # one database file, however its URI is spelled
@@ -92,3 +97,97 @@ def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def step_claim(root: Path, client: MlflowClient, step: str, key: str, heartbeat_s: int) -> AbstractContextManager[None]:
+    """The exclusive hold on (`step`, cache `key`) that pipelines sharing a store respect.
+
+    A file lock for a SQLite store (one machine); a claim on the tracking server for any other
+    store, which every machine using that server sees.
+    """
+    if sqlite_path(tracking_uri(root)) is not None:
+        return step_lock(root, step, key)
+    return server_claim(client, step, key, heartbeat_s)
+
+
+CLAIM_PREFIX = "housing-mlops.claim."
+_HOLDER, _BEAT = "holder", "beat"
+
+
+@contextmanager
+def server_claim(client: MlflowClient, step: str, key: str, heartbeat_s: int) -> Iterator[None]:
+    """Hold a claim on (`step`, cache `key`) recorded on the tracking server.
+
+    Once the claim is held, look for a cache hit again.
+
+    Pipelines on several machines sharing one server then never run the same step with the same
+    inputs at once. The claim is a registered model named after the step and key: the registry
+    refuses a second model of that name, atomically, whoever asks. Its holder stamps it every
+    `heartbeat_s`; a claim whose holder is known dead (same machine) or silent for three beats
+    (another machine) is stale and taken over. Released by deleting the model.
+    """
+    name = f"{CLAIM_PREFIX}{step}.{key[:32]}"
+    me = process_identity() or f"unknown:{os.getpid()}:{time.time()!r}"
+    waiting = False
+    while not _try_claim(client, name, me):
+        if _stale(client, name, heartbeat_s):
+            log.warning(f"taking over the stale claim {name}: its pipeline is gone", extra={"step": step})
+            _drop(client, name)
+            continue
+        if not waiting:
+            log.info(
+                "waiting: a pipeline on this tracking server is running this step with the same inputs",
+                extra={"step": step},
+            )
+            waiting = True
+        time.sleep(1.0)
+    stop = threading.Event()
+    beat = threading.Thread(target=_beat, args=(client, name, heartbeat_s, stop), daemon=True)
+    beat.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        beat.join()
+        _drop(client, name)
+
+
+def _try_claim(client: MlflowClient, name: str, me: str) -> bool:
+    try:
+        client.create_registered_model(
+            name,
+            tags={_HOLDER: me, _BEAT: repr(time.time())},
+            description="A pipeline is running this step: a claim, deleted when the step ends.",
+        )
+        return True
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        return False
+
+
+def _stale(client: MlflowClient, name: str, heartbeat_s: int) -> bool:
+    try:
+        tags = client.get_registered_model(name).tags
+    except MlflowException:  # released meanwhile
+        return False
+    alive = process_alive(tags.get(_HOLDER))
+    if alive is not None:
+        return not alive
+    return time.time() - float(tags.get(_BEAT, "0")) > 3 * heartbeat_s
+
+
+def _drop(client: MlflowClient, name: str) -> None:
+    try:
+        client.delete_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            log.warning(f"could not release the claim {name}: {exc}")
+
+
+def _beat(client: MlflowClient, name: str, heartbeat_s: int, stop: threading.Event) -> None:
+    while not stop.wait(heartbeat_s):
+        try:
+            client.set_registered_model_tag(name, _BEAT, repr(time.time()))
+        except MlflowException as exc:  # the server is down: the step itself will say so
+            log.warning(f"could not renew the claim {name}: {exc}")

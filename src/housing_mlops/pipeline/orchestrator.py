@@ -16,7 +16,7 @@ from housing_mlops.config.schema import Config
 from housing_mlops.errors import HousingError
 from housing_mlops.pipeline.cache import find_cached, step_key
 from housing_mlops.pipeline.dag import STEPS, closure
-from housing_mlops.pipeline.locks import process_alive, process_identity, step_lock
+from housing_mlops.pipeline.locks import process_alive, process_identity, step_claim
 from housing_mlops.pipeline.tracking import ensure_experiment, tracking_uri
 from housing_mlops.tags import ERROR_TAG, KEY_TAG, PIPELINE_RUN_TAG, PIPELINE_TAG, PROCESS_TAG, STEP_STATUS_TAG
 
@@ -130,7 +130,7 @@ def _run_or_reuse(
         log.info(f"cached: reusing run {cached.info.run_id}", extra={"step": step})
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
     # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
-    with step_lock(root, step, key):
+    with step_claim(root, client, step, key, cfg.pipeline.claim_heartbeat_s):
         cached = find_cached(client, experiment_id, step, key) if reusable else None
         if cached is not None:
             log.info(f"cached: reusing run {cached.info.run_id} of a concurrent pipeline", extra={"step": step})

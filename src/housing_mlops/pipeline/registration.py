@@ -33,7 +33,7 @@ from housing_mlops.pipeline.tracking import digests
 from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.assessment import Assessment, assess, fit_final, out_of_fold, segment_metric
-from housing_mlops.registry.card import model_card, version_tags
+from housing_mlops.registry.card import fit_description, model_card, version_tags
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
 from housing_mlops.serving import variants
@@ -295,8 +295,10 @@ def _describe(
     trained_at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     gate = verdict.to_dict()
     auto = ctx.cfg.registry.auto_promote
+    card = model_card(best, scores, lineage, card_data, code, meta["hardware"], meta["serving"], gate, trained_at)
+    mlflow.log_text(card, "model_card.md")
     return VersionRecord(
-        model_card(best, scores, lineage, card_data, code, meta["hardware"], meta["serving"], gate, trained_at),
+        fit_description(card, f"(cut to fit; the full card: `model_card.md` of register run {ctx.run_id})"),
         version_tags(best, scores, runtime_tags, gate, data_sha256, code, lineage["pipeline"], trained_at, auto),
     )
 

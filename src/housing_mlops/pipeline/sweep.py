@@ -12,6 +12,8 @@ import logging
 import multiprocessing
 import re
 import sys
+import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ from threadpoolctl import threadpool_limits
 from housing_mlops.config.modeling import ModelConfig, SweepConfig
 from housing_mlops.errors import ConfigError, SweepError
 from housing_mlops.features.spec import FeatureSpec
-from housing_mlops.modeling import tuning
+from housing_mlops.modeling import study_store, tuning
 from housing_mlops.modeling.sweep_report import log_trial, sweep_record
 
 log = logging.getLogger(__name__)
@@ -101,12 +103,18 @@ def run_sweep(
             study_name=study_name,
         )
         study, stale = in_memory, 0
-    else:
-        storage = tuning.open_storage(storage_url)
-        study = optuna.create_study(storage=storage, study_name=study_name, direction="minimize", load_if_exists=True)
-        stale = tuning.fail_stale_trials(storage, study)
-    if not study.trials:  # a resumed study already holds the grid winner
         study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
+    else:
+        storage = study_store.open_storage(storage_url, cfg.heartbeat_s)
+        # machines starting at once: one creates the study and enqueues the grid winner, once
+        with study_store.StudyLock(storage, study_name):
+            study = optuna.create_study(
+                storage=storage, study_name=study_name, direction="minimize", load_if_exists=True
+            )
+            study_store.check_direction(study, storage_url)
+            stale = _fail_stale(storage, study, storage_url)
+            if not study.trials:  # a resumed study already holds the grid winner
+                study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if storage_url is not None:
@@ -117,7 +125,7 @@ def run_sweep(
     )
 
     def worker(index: int, n_trials: int) -> None:
-        own_storage = None if storage_url is None else tuning.open_storage(storage_url)
+        own_storage = None if storage_url is None else study_store.open_storage(storage_url, cfg.heartbeat_s)
         if own_storage is None:
             assert in_memory is not None
             mine = in_memory
@@ -130,6 +138,9 @@ def run_sweep(
             logging.getLogger(_OPTUNA_TRIAL_LOG).addFilter(quiet)
         try:
             with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
+                if own_storage is not None and study_store.shared(str(storage_url)):
+                    _claim_trials(mine, own_storage, objective, n_trials, cfg.n_trials, cfg.timeout_s, per_trial)
+                    return
                 mine.optimize(
                     objective,
                     n_trials=n_trials,
@@ -140,8 +151,8 @@ def run_sweep(
                 )
         finally:
             logging.getLogger(_OPTUNA_TRIAL_LOG).removeFilter(quiet)
-        if own_storage is not None:
-            own_storage.engine.dispose()
+            if own_storage is not None:
+                own_storage.engine.dispose()
 
     if cfg.n_workers > 1 and waiting and remaining:
         # enqueued trials run before the fork: two workers can pop the same one from SQLite
@@ -155,7 +166,8 @@ def run_sweep(
         _fork(worker, shares, study_name, str(storage_url))
 
     if in_memory is None:
-        study = optuna.load_study(study_name=study_name, storage=tuning.open_storage(str(storage_url)))
+        final = study_store.open_storage(str(storage_url), cfg.heartbeat_s)
+        study = optuna.load_study(study_name=study_name, storage=final)
     return SweepOutcome(study, sweep_record(study, spec, selection, model, cfg.sampler, cfg.folds), stale)
 
 
@@ -171,5 +183,52 @@ def _fork(worker: Callable[[int, int], None], shares: list[int], study_name: str
     if crashed:
         raise SweepError(
             f"sweep worker(s) {crashed} (index: exit code) crashed, see the traceback above; "
-            f"re-running resumes study {study_name} in {storage_url}"
+            f"re-running resumes study {study_name} in {study_store.masked(storage_url)}"
         )
+
+
+def _fail_stale(storage: optuna.storages.RDBStorage, study: optuna.Study, storage_url: str) -> int:
+    """Fail the trials a killed sweep left RUNNING; return how many.
+
+    A SQLite study is this machine's: every RUNNING trial is stale when a sweep starts. A shared
+    study may have live trials on other machines: only those whose heartbeat stopped are stale.
+    """
+    if not study_store.shared(storage_url):
+        return tuning.fail_stale_trials(storage, study)
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
+
+
+def _claim_trials(
+    study: optuna.Study,
+    storage: optuna.storages.RDBStorage,
+    objective: Callable[[optuna.Trial], float],
+    n_trials: int,
+    budget: int,
+    timeout_s: float | None,
+    callbacks: Sequence[Callback],
+) -> None:
+    """Run up to `n_trials` trials, one at a time, while the study holds fewer than `budget`.
+
+    Workers on other machines, started independently, share the study: each trial is claimed
+    under the study's lock (count every trial, then create one), and the lock is given back as
+    soon as the trial exists, so the study ends with exactly `budget` trials, whoever ran them.
+    """
+    lock = study_store.StudyLock(storage, study.study_name)
+    study_id = storage.get_study_id_from_name(study.study_name)
+
+    def claimed(trial: optuna.Trial) -> float:
+        lock.release()  # the trial exists: the next claim may count it
+        return objective(trial)
+
+    started = time.monotonic()
+    for _ in range(n_trials):
+        if timeout_s is not None and time.monotonic() - started >= timeout_s:
+            return
+        with lock:
+            if len(storage.get_all_trials(study_id, deepcopy=False)) >= budget:
+                return
+            study.optimize(claimed, n_trials=1, catch=(Exception,), callbacks=callbacks)

@@ -1,5 +1,6 @@
 """What a person reads about a model version in the MLflow UI: its Markdown card and its tags."""
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -7,6 +8,9 @@ import pandas as pd
 
 from housing_mlops.registry import targets
 
+# MLflow keeps a version's description in VARCHAR(5000): PostgreSQL and MySQL reject a longer one
+# (SQLite does not check), which failed registration on a team's tracking server only.
+DESCRIPTION_LIMIT = 5000
 METRICS = ("wmape", "mae", "rmse", "r2", "mape", "median_ape", "within_10pct")
 MISSING = "n/a"
 
@@ -79,6 +83,24 @@ trials {study.get("trials", MISSING)}.
 
 Code: git `{code.get("sha", MISSING)}`{dirty}.
 """
+
+
+def fit_description(card: str, pointer: str) -> str:
+    """`card` as a version description of at most DESCRIPTION_LIMIT characters.
+
+    Table cells lose their alignment padding first (Markdown renders them the same); a card still
+    too long keeps its leading lines that fit, then `pointer` (where the full card is).
+    """
+    if len(card) <= DESCRIPTION_LIMIT:
+        return card
+    compact = "\n".join(re.sub(r" {2,}", " ", line) if line.startswith("|") else line for line in card.splitlines()) + (
+        "\n" if card.endswith("\n") else ""
+    )
+    if len(compact) <= DESCRIPTION_LIMIT:
+        return compact
+    tail = f"\n\n{pointer}\n"
+    head = compact[: DESCRIPTION_LIMIT - len(tail)]
+    return head[: head.rfind("\n")].rstrip() + tail
 
 
 def version_tags(

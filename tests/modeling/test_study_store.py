@@ -1,0 +1,58 @@
+"""Study storage URLs: masked in every message, their scheme checked at start-up, a study of the
+other direction refused. The live PostgreSQL side is in tests/e2e/test_postgres.py."""
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from housing_mlops.config.checks import masked_url, url_scheme
+from housing_mlops.config.loading import load_config
+from housing_mlops.errors import ConfigError, StudyStorageError
+from housing_mlops.modeling import study_store
+from tests.conftest import ROOT
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("postgresql://team:s3cr3t@db-host:5432/optuna", "postgresql://team:***@db-host:5432/optuna"),
+        ("postgresql+psycopg://team:s3cr3t@db-host/optuna", "postgresql+psycopg://team:***@db-host/optuna"),
+        ("postgresql://team@db-host/optuna", "postgresql://team@db-host/optuna"),
+        ("sqlite:////tmp/studies.db", "sqlite:////tmp/studies.db"),
+    ],
+)
+def test_a_password_is_masked_and_nothing_else_changes(url: str, masked: str) -> None:
+    assert masked_url(url) == masked
+
+
+def test_the_scheme_ignores_the_driver_and_tells_shared_storage() -> None:
+    assert url_scheme("postgresql+psycopg://u@h/db") == "postgresql"
+    assert url_scheme("no-scheme-here") == ""
+    assert study_store.shared("postgresql://u@h/db")
+    assert not study_store.shared("sqlite:////tmp/x.db")
+
+
+def test_an_unknown_storage_scheme_is_a_config_error_with_the_password_masked() -> None:
+    override = "sweep.storage=postgress://team:s3cr3t@db-host/optuna"
+    with pytest.raises(
+        ConfigError, match=r"config key 'sweep\.storage' = 'postgress://team:\*\*\*@db-host/optuna'"
+    ) as info:
+        load_config(ROOT / "config", [override])
+    assert "s3cr3t" not in str(info.value)
+
+
+def test_a_study_created_to_maximize_is_refused(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    optuna.create_study(storage=url, study_name="other", direction="maximize")
+    study = optuna.load_study(study_name="other", storage=study_store.open_storage(url, heartbeat_s=10))
+    with pytest.raises(StudyStorageError, match=r"study 'other' in sweep.storage sqlite:///.* was created to maximize"):
+        study_store.check_direction(study, url)
+
+
+def test_an_unreadable_sqlite_study_is_one_line(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'studies.db'}"
+    with pytest.raises(
+        StudyStorageError, match=r"^sweep.storage sqlite:///.*: cannot open the study database: [^\n]*$"
+    ):
+        study_store.open_storage(url, heartbeat_s=10)
