@@ -13,6 +13,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.schema import Config
+from housing_mlops.data.source import read_table
 from housing_mlops.errors import HousingError
 from housing_mlops.monitoring import inference_log
 from housing_mlops.registry import store as registry
@@ -55,17 +56,6 @@ class Scored:
     output: Path
 
 
-def read_table(path: Path) -> pd.DataFrame:
-    """Read a .csv or .parquet file of rows to score."""
-    if not path.is_file():
-        raise HousingError(f"input file not found: {path.resolve()}")
-    if path.suffix == ".parquet":
-        return pd.read_parquet(path)
-    if path.suffix == ".csv":
-        return pd.read_csv(path)
-    raise HousingError(f"{path.name}: expected a .csv or .parquet file")
-
-
 def predict(
     client: MlflowClient, cfg: Config, source: Path, output: Path, model_uri: str = "", capture_to: Path | None = None
 ) -> Scored:
@@ -77,7 +67,7 @@ def predict(
     """
     name = cfg.registry.model_name
     uri = model_uri or f"models:/{name}@{registry.CHAMPION}"
-    frame = read_table(source)
+    frame = read_table(str(source), cfg.data.download, output.parent, "input")
     model = mlflow.pyfunc.load_model(uri)
     version = uri if model_uri else str(client.get_model_version_by_alias(name, registry.CHAMPION).version)
     features = frame[[c for c in cfg.data.features() if c in frame.columns]]
