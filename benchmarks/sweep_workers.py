@@ -12,6 +12,7 @@ median trial, and the load average before and after. Run it on an otherwise idle
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -85,6 +86,7 @@ def main() -> None:
                 sys.stdout.flush()
         finally:
             server.kill()
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
