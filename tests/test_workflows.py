@@ -101,7 +101,16 @@ def test_retrain_triggers_inputs_and_tracking() -> None:
     retrain = load("retrain.yml")
     push = retrain["on"]["push"]
     assert push["branches"] == ["main"]
-    assert set(push["paths"]) == {"src/**", "steps/**", "config/**", "MLproject", "conda.yaml", "pyproject.toml"}
+    paths = push["paths"]
+    assert paths.index("!config/stack/**") > paths.index("config/**")  # a negation counts after its pattern
+    assert set(paths) - {"!config/stack/**"} == {
+        "src/**",
+        "steps/**",
+        "config/**",
+        "MLproject",
+        "conda.yaml",
+        "pyproject.toml",
+    }
     assert retrain["on"]["schedule"][0]["cron"].split()[-1] == "1"  # weekly
     inputs = retrain["on"]["workflow_dispatch"]["inputs"]
     assert set(inputs) == {"n_trials", "force_steps", "auto_promote"}
@@ -112,10 +121,43 @@ def test_retrain_triggers_inputs_and_tracking() -> None:
     assert "vars.HOUSING_DATA_SOURCE" in env["HOUSING_DATA_SOURCE"]
     (job,) = retrain["jobs"].values()
     runs = [step["run"] for step in job["steps"] if "run" in step]
-    assert runs == ["make install", "make retrain"]
+    assert runs == ["make install", 'make find-store >> "$GITHUB_OUTPUT"', "make restore-store", "make retrain"]
     uses = [step["uses"] for step in job["steps"] if "uses" in step]
     assert any(u.startswith("actions/cache/restore@") for u in uses)
     assert any(u.startswith("actions/upload-artifact@") for u in uses)
+    upload = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact@"))
+    assert upload["with"]["name"] == "mlflow-store-${{ github.run_id }}"  # the name the restore looks for
+    assert upload["with"]["path"] == "mlflow-store"
+
+
+SQLITE_ONLY = "startsWith(env.MLFLOW_TRACKING_URI, 'sqlite:')"
+
+
+@pytest.mark.parametrize(("name", "job"), [("retrain.yml", "retrain"), ("monitor.yml", "monitor")])
+def test_the_store_comes_from_the_cache_else_the_last_successful_retraining(name: str, job: str) -> None:
+    """Without a server: the Actions cache; when it was evicted, the newest successful retraining's
+    uploaded store; then `make restore-store` (tests/pipeline/test_ci_store.py) restores it or says
+    the registry is new. With the secret (a non-SQLite URI) every one of these steps is skipped."""
+    steps = load(name)["jobs"][job]["steps"]
+    assert load(name)["jobs"][job]["permissions"] == {"contents": "read", "actions": "read"}
+    index = {s.get("run", s.get("uses", "")).split("@")[0]: i for i, s in enumerate(steps)}
+    cache, find = steps[index["actions/cache/restore"]], steps[index['make find-store >> "$GITHUB_OUTPUT"']]
+    download, restore = steps[index["actions/download-artifact"]], steps[index["make restore-store"]]
+    first_use = next(i for i, s in enumerate(steps) if s.get("run", "").startswith(("make retrain", "make monitor")))
+    assert index["actions/cache/restore"] < index["make install"] < index['make find-store >> "$GITHUB_OUTPUT"']
+    assert index['make find-store >> "$GITHUB_OUTPUT"'] < index["actions/download-artifact"]
+    assert index["actions/download-artifact"] < index["make restore-store"] < first_use
+    assert cache["if"] == SQLITE_ONLY
+    assert restore["if"] == SQLITE_ONLY
+    assert find["if"] == f"{SQLITE_ONLY} && hashFiles('mlflow-store/mlflow.db') == ''"  # only when the cache missed
+    assert find["env"]["GH_TOKEN"] == "${{ github.token }}"
+    run_id = f"${{{{ steps.{find['id']}.outputs.run_id }}}}"
+    assert download["if"] == f"steps.{find['id']}.outputs.run_id != ''"
+    assert download["with"]["run-id"] == run_id
+    assert download["with"]["name"] == f"mlflow-store-{run_id}"
+    assert download["with"]["github-token"] == "${{ github.token }}"
+    assert restore["env"]["PREVIOUS_STORE"] == download["with"]["path"]
+    assert restore["env"]["PREVIOUS_RUN"] == run_id
 
 
 def test_retrain_can_be_called_with_the_inputs_of_a_dispatch() -> None:
@@ -133,7 +175,12 @@ def test_monitor_triggers_input_and_registry() -> None:
     assert monitor["concurrency"] == {"group": "monitor", "cancel-in-progress": False}
     assert monitor["env"]["MLFLOW_TRACKING_URI"] == retrain["env"]["MLFLOW_TRACKING_URI"]  # the same registry
     job = monitor["jobs"]["monitor"]
-    assert [step["run"] for step in job["steps"] if "run" in step] == ["make install", "make monitor"]
+    assert [step["run"] for step in job["steps"] if "run" in step] == [
+        "make install",
+        'make find-store >> "$GITHUB_OUTPUT"',
+        "make restore-store",
+        "make monitor",
+    ]
     restore = next(s for s in job["steps"] if s.get("uses", "").startswith("actions/cache/restore@"))
     assert restore["with"]["restore-keys"] == "mlflow-store-"
 
@@ -175,7 +222,7 @@ def test_monitor_calls_retrain_on_drift_or_degraded_only() -> None:
     assert caller["uses"] == "./.github/workflows/retrain.yml"
     assert caller["needs"] == "monitor"
     assert caller["secrets"] == "inherit"  # the tracking server's secrets reach the retraining
-    assert caller["permissions"] == {"contents": "read"}
+    assert caller["permissions"] == {"contents": "read", "actions": "read"}  # the retraining restores a store
     condition = caller["if"]
     for verdict, starts in (("ok", False), ("drift", True), ("degraded", True), ("", False)):
         outputs = {"verdict": verdict}
