@@ -1,0 +1,156 @@
+"""Promotion in the MLflow UI as a person does it, in a real browser (issue 19, item 1).
+
+`mlflow server` on loopback over a copy of the session's trained store with a second version;
+headless Chromium, driven by Playwright, opens the registered model and the version page, reads
+the gate's verdict in the model card, and moves `champion` with the UI's own alias editor (no
+API call). `make predict` then scores with the new champion; `make rollback` moves it back and
+the UI shows it. A screenshot of every step is kept in the test's folder, named in any failure.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained
+from tests.e2e.served import free_port
+
+pytestmark = [pytest.mark.e2e, pytest.mark.ui]
+# Debian's chromium (.ci/run installs it), else Google Chrome (GitHub's runners have it), else HOUSING_BROWSER
+BROWSERS = (os.environ.get("HOUSING_BROWSER", ""), "/usr/bin/chromium", "/usr/bin/google-chrome")
+# as root Chromium needs --no-sandbox; the rest keeps it off the network (offline machines refuse
+# its background connections, many at a time)
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def browser() -> str:
+    found = next((path for path in BROWSERS if path and Path(path).is_file()), None)
+    if found is None:
+        pytest.skip("no browser: apt-get install chromium (or set HOUSING_BROWSER); .ci/run installs it")
+    return found
+
+
+@pytest.fixture
+def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str]]:
+    """A copy of the trained store with v2 registered (the gate holds it), served by `mlflow server`."""
+    store = trained.copy(tmp_path / "store")
+    store.mlflow_run("-P", "steps=register", hydra=f"{FAST_OPTIONS} pipeline.force=[register]")
+    port = free_port()
+    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", store.uri, "--host", "127.0.0.1"]
+    command += ["--port", str(port), "--workers", "1"]
+    env = store.env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                assert server.poll() is None, "mlflow server exited"
+                assert time.monotonic() < deadline, "mlflow server did not answer /health within 90 s"
+                time.sleep(0.5)
+        yield store, url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def make(store: Store, *args: str) -> subprocess.CompletedProcess:
+    venv = Path(sys.prefix)
+    cmd = ["make", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", *args]
+    done = subprocess.run(cmd, env=store.env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"make {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    return done
+
+
+def aliases_on(page: Any) -> list[str]:
+    """The aliases a version's page shows beside "Aliases:", e.g. ['challenger', 'champion']."""
+    label = page.get_by_text("Aliases").first
+    label.wait_for(timeout=30_000)
+    return sorted(re.findall(r"@\s*([\w-]+)", label.evaluate("e => e.parentElement.parentElement.innerText")))
+
+
+def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
+    ui_server: tuple[Store, str], tmp_path: Path
+) -> None:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: make install")
+    store, url = ui_server
+    client = store.client
+    assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+    assert client.get_model_version(MODEL, "2").tags["promotion.verdict"] == "hold"
+    shots = tmp_path / "screenshots"
+    shots.mkdir()
+
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=browser(), args=BROWSER_ARGS)
+        page = chromium.new_page(viewport={"width": 1400, "height": 1000})
+        step = "start"
+        try:
+            step = "registered model"
+            page.goto(f"{url}/#/models/{MODEL}")
+            page.get_by_text("Version 2").first.wait_for(timeout=30_000)
+            page.screenshot(path=shots / "1-model.png")
+
+            step = "version 2 before"
+            page.goto(f"{url}/#/models/{MODEL}/versions/2")
+            assert aliases_on(page) == ["challenger"]
+            # the model card shows the gate's verdict and the hardware target to the person deciding
+            page.get_by_text("Promotion gate:").first.wait_for()
+            page.get_by_text("Hardware target:").first.wait_for()
+            page.screenshot(path=shots / "2-version-2.png")
+
+            step = "alias editor"
+            page.get_by_title("Edit aliases").click()
+            dialog = page.get_by_role("dialog")
+            box = dialog.get_by_role("combobox")
+            box.click()
+            box.fill("champion")
+            box.press("Enter")
+            page.screenshot(path=shots / "3-editor.png")
+            dialog.get_by_role("button", name="Save aliases").click()
+            dialog.wait_for(state="hidden")
+            page.reload()
+            assert aliases_on(page) == ["challenger", "champion"]
+            page.screenshot(path=shots / "4-version-2-champion.png")
+            assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
+
+            step = "predict with the new champion"
+            source, out = tmp_path / "in.csv", tmp_path / "out.csv"
+            pd.read_csv(store.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(20).to_csv(
+                source, index=False
+            )
+            make(store, "predict", f"INPUT={source}", f"OUTPUT={out}")
+            assert set(pd.read_csv(out)["model_version"].astype(str)) == {"2"}
+
+            step = "rollback"
+            make(store, "rollback")
+            assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+            page.goto(f"{url}/#/models/{MODEL}/versions/1")
+            assert aliases_on(page) == ["champion"]
+            page.screenshot(path=shots / "5-version-1-after-rollback.png")
+            page.goto(f"{url}/#/models/{MODEL}/versions/2")
+            assert aliases_on(page) == ["challenger"]
+        except Exception as exc:
+            page.screenshot(path=shots / "failed.png")
+            kept = shutil.copytree(shots, ROOT / ".pytest-ui-screenshots", dirs_exist_ok=True)
+            raise AssertionError(f"UI step '{step}' failed; screenshots in {kept}: {exc}") from exc
+        finally:
+            chromium.close()
