@@ -288,6 +288,13 @@ def test_an_extra_column_is_ignored_and_said_once(
     assert monitor_runs(store)[0].data.tags["housing.monitor.verdict"] == "ok"
 
 
+def random_batch(full_data: pd.DataFrame, folder: Path) -> str:
+    """1,000 random real rows with prices, as a CSV file: a batch with nothing wrong in it."""
+    path = folder / "batch.csv"
+    full_data.sample(1000, random_state=9).to_csv(path, index=False)
+    return str(path)
+
+
 def test_no_champion_fails_the_check_naming_the_fix(
     trained: Trained,
     full_data: pd.DataFrame,
@@ -298,9 +305,7 @@ def test_no_champion_fails_the_check_naming_the_fix(
     store = trained.copy(tmp_path / "store")
     store.client.delete_registered_model_alias(MODEL, "champion")
     before = registry_state(store)
-    path = tmp_path / "batch.csv"
-    full_data.sample(1000, random_state=9).to_csv(path, index=False)
-    assert run_monitor(store, str(path), "", monkeypatch) == 1
+    assert run_monitor(store, random_batch(full_data, tmp_path), "", monkeypatch) == 1
     pattern = (
         r"model 'housing_price_model' has no 'champion' in the registry at sqlite:///.*: "
         r"run `make pipeline` \(or `make promote VERSION=N`\) first"
@@ -320,9 +325,7 @@ def test_a_champion_registered_before_references_says_to_re_register(
     # what a model registered by an earlier version of the project looks like: no reference file
     (reference,) = (tmp_path / "store").glob(f"mlartifacts/models/*/artifacts/{serving_model.REFERENCE_FILE}")
     reference.unlink()
-    path = tmp_path / "batch.csv"
-    full_data.sample(1000, random_state=9).to_csv(path, index=False)
-    assert run_monitor(store, str(path), "", monkeypatch) == 1
+    assert run_monitor(store, random_batch(full_data, tmp_path), "", monkeypatch) == 1
     pattern = (
         r"model 'housing_price_model' v1 has no monitoring reference \(monitoring/reference\.json\): it was "
         r"registered before references existed; re-register it: make pipeline HYDRA='pipeline\.force=\[register\]'"
