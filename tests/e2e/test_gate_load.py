@@ -1,15 +1,13 @@
 """The gate's verdict does not depend on what else the machine is doing: the same model, registered
 once on a quiet machine and once beside two CPU-burning processes, gets the same verdict."""
 
-import subprocess
-import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import FAST_OPTIONS, Trained
+from tests.e2e.load import burners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 
@@ -18,18 +16,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 # preempt on a busy 2-core machine (a scheduler slice is milliseconds): a wall-clock gate would
 # hold the busy registration, the CPU-time gate must not.
 BOUND_MS = 2.0
-
-
-@contextmanager
-def burners(count: int) -> Iterator[None]:
-    """`count` processes spinning on a core each, for as long as the block runs."""
-    spinning = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
-    try:
-        yield
-    finally:
-        for process in spinning:
-            process.kill()
-            process.wait()
 
 
 def test_the_same_model_gets_the_same_verdict_on_a_quiet_and_a_busy_machine(

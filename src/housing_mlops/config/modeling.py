@@ -8,6 +8,7 @@ from housing_mlops.config.checks import masked_url, require, url_scheme
 
 # sweep.storage dialects (Optuna's RDBStorage), "+driver" allowed: postgresql+psycopg://...
 STORAGE_SCHEMES = ("sqlite", "postgresql", "mysql")
+PRUNERS = ("successive_halving", "hyperband", "median", "wilcoxon", "none")
 
 
 @dataclass
@@ -111,6 +112,14 @@ class ModelConfig:
     fast: dict[str, list[Any]] = field(default_factory=dict)
     full: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, SpaceParam] = field(default_factory=dict)
+    fidelity: str | None = None  # the parameter a sweep grows in rungs with warm_start (e.g. max_iter)
+
+    def largest(self, param: str) -> float | None:
+        """The largest value `param` can take in a sweep: the space's high bound, else its fixed value."""
+        if param in self.space:
+            return self.space[param].high
+        value = self.fixed.get(param)
+        return value if isinstance(value, int | float) else None
 
 
 @dataclass
@@ -139,6 +148,14 @@ class ModelsConfig:
             except (ImportError, AttributeError, ValueError):
                 require(False, f"models.zoo.{name}.estimator", model.estimator, "an importable class")
             check_space(f"models.zoo.{name}.space", model.space)
+            if model.fidelity is not None:
+                params = getattr(importlib.import_module(module), cls)().get_params()
+                require(
+                    model.fidelity in params and "warm_start" in params,
+                    f"models.zoo.{name}.fidelity",
+                    model.fidelity,
+                    f"a parameter of {cls} grown with warm_start",
+                )
 
 
 @dataclass
@@ -163,6 +180,19 @@ class SelectConfig:
 
 
 @dataclass
+class FidelityConfig:
+    """The rungs a sweep trial grows through (the family's `fidelity` parameter), for the rung pruners."""
+
+    min_resource: int
+    reduction_factor: int
+
+    def validate(self) -> None:
+        """Raise ConfigError, naming the key, for a value out of range."""
+        require(self.min_resource >= 1, "sweep.fidelity.min_resource", self.min_resource, ">= 1")
+        require(self.reduction_factor >= 2, "sweep.fidelity.reduction_factor", self.reduction_factor, ">= 2")
+
+
+@dataclass
 class SweepConfig:
     """The Optuna sweep of the winning family (config/sweep/*.yaml)."""
 
@@ -173,6 +203,7 @@ class SweepConfig:
     sampler: str
     n_startup_trials: int
     pruner: str
+    fidelity: FidelityConfig
     storage: str | None
     study_name: str | None
     heartbeat_s: int
@@ -191,12 +222,8 @@ class SweepConfig:
         )
         require(self.folds >= 2, "sweep.folds", self.folds, ">= 2")
         require(self.sampler in ("tpe", "random"), "sweep.sampler", self.sampler, "tpe | random")
-        require(
-            self.pruner in ("median", "wilcoxon", "none"),
-            "sweep.pruner",
-            self.pruner,
-            "median | wilcoxon | none",
-        )
+        require(self.pruner in PRUNERS, "sweep.pruner", self.pruner, " | ".join(PRUNERS))
+        self.fidelity.validate()
         require(self.n_workers >= 1, "sweep.n_workers", self.n_workers, ">= 1")
         require(self.heartbeat_s >= 1, "sweep.heartbeat_s", self.heartbeat_s, ">= 1")
         if self.storage is not None:
@@ -211,3 +238,17 @@ class SweepConfig:
         for key in self.feature_space:
             require(key in ("n_clusters", "gamma"), "sweep.feature_space", key, "n_clusters | gamma")
         check_space("sweep.feature_space", self.feature_space)
+
+
+def check_fidelity(models: ModelsConfig, sweep: SweepConfig) -> None:
+    """A first rung no candidate family can reach is a config error: every trial would skip pruning."""
+    for name in models.candidates:
+        model = models.zoo[name]
+        largest = None if model.fidelity is None else model.largest(model.fidelity)
+        if largest is not None:
+            require(
+                sweep.fidelity.min_resource <= largest,
+                "sweep.fidelity.min_resource",
+                sweep.fidelity.min_resource,
+                f"<= {largest:g}, the largest {model.fidelity} of candidate {name}",
+            )

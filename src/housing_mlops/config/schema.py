@@ -18,7 +18,14 @@ from hydra.core.config_store import ConfigStore
 from housing_mlops.config.capture import CaptureConfig
 from housing_mlops.config.checks import require
 from housing_mlops.config.data import DataConfig, SplitConfig
-from housing_mlops.config.modeling import FeaturesConfig, ImputeConfig, ModelsConfig, SelectConfig, SweepConfig
+from housing_mlops.config.modeling import (
+    FeaturesConfig,
+    ImputeConfig,
+    ModelsConfig,
+    SelectConfig,
+    SweepConfig,
+    check_fidelity,
+)
 from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
 from housing_mlops.config.serving import ServingConfig
@@ -115,6 +122,7 @@ class Config:
             self.wandb,
         ):
             section.validate()
+        check_fidelity(self.models, self.sweep)
 
 
 ConfigStore.instance().store(name="base_config", node=Config)

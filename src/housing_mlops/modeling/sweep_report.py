@@ -14,7 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from housing_mlops.config.modeling import ModelConfig
 from housing_mlops.features.spec import FeatureSpec
-from housing_mlops.modeling.tuning import FINISHED, failure_reason, split_params, tuned_params
+from housing_mlops.modeling.tuning import FINISHED, PRUNED_ATTR, failure_reason, split_params, tuned_params
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def trial_line(study: optuna.Study, trial: FrozenTrial) -> str:
     if trial.state == TrialState.COMPLETE:
         outcome = f"CV wMAPE {trial.value:.4f}"
     elif trial.state == TrialState.PRUNED:
-        outcome = f"after fold {max(trial.intermediate_values, default=0)}"
+        outcome = f"pruned {trial.user_attrs.get(PRUNED_ATTR, '')}".rstrip()
     else:
         outcome = failure_reason(trial).splitlines()[0][:200]
     seconds = f" ({trial.duration.total_seconds():.1f} s)" if trial.duration is not None else ""

@@ -13,15 +13,18 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from housing_mlops.config.modeling import ModelConfig, SpaceParam
+from housing_mlops.config.modeling import PRUNERS, ModelConfig, SpaceParam, SweepConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling import fidelity as fidelity_cv
 from housing_mlops.modeling.evaluation import cross_validate
+from housing_mlops.modeling.fidelity import Fidelity
 from housing_mlops.modeling.metrics import METRICS
 from housing_mlops.modeling.zoo import build_estimator, make_pipeline
 
 FEATURE_PREFIX = "features."
 ERROR_ATTR = "error"
+PRUNED_ATTR = "pruned"  # where a pruned trial stopped, e.g. "at max_iter=50"
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
@@ -79,15 +82,55 @@ def make_sampler(kind: str, seed: int, n_startup_trials: int) -> optuna.samplers
     raise ConfigError(f"config key 'sweep.sampler' = {kind!r} is not allowed: expected tpe | random")
 
 
-def make_pruner(kind: str, n_startup_trials: int) -> optuna.pruners.BasePruner:
-    """The pruner of sweep.pruner."""
+def make_pruner(
+    kind: str, n_startup_trials: int, fidelity: Fidelity | None = None, max_resource: int | None = None
+) -> optuna.pruners.BasePruner:
+    """The pruner of sweep.pruner.
+
+    The rung pruners compare trials at the same boosting rounds (`fidelity`, up to `max_resource`,
+    the space's largest value); without a fidelity their resource is the fold, one per rung.
+    """
+    min_resource, factor = (fidelity.min_resource, fidelity.reduction_factor) if fidelity else (1, 2)
+    if kind == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_resource, reduction_factor=factor)
+    if kind == "hyperband":
+        return optuna.pruners.HyperbandPruner(
+            min_resource=min_resource, max_resource=max_resource or "auto", reduction_factor=factor
+        )
     if kind == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=0)
     if kind == "wilcoxon":
         return optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=2)
     if kind == "none":
         return optuna.pruners.NopPruner()
-    raise ConfigError(f"config key 'sweep.pruner' = {kind!r} is not allowed: expected median | wilcoxon | none")
+    raise ConfigError(f"config key 'sweep.pruner' = {kind!r} is not allowed: expected {' | '.join(PRUNERS)}")
+
+
+def fidelity_of(model: ModelConfig, cfg: SweepConfig) -> tuple[Fidelity | None, int | None]:
+    """The family's fidelity with sweep.fidelity's rungs, and the largest resource a trial can reach."""
+    if model.fidelity is None:
+        return None, None
+    largest = model.largest(model.fidelity)
+    fidelity = Fidelity(model.fidelity, cfg.fidelity.min_resource, cfg.fidelity.reduction_factor)
+    return fidelity, None if largest is None else int(largest)
+
+
+def rung_reporter(trial: optuna.Trial, param: str, final: int) -> fidelity_cv.OnRung:
+    """Report the mean over folds after each rung (step = the resource reached) and prune a poor trial.
+
+    A trial that reached its own `final` value is complete: pruning it then would save nothing.
+    """
+
+    def on_rung(step: int, rows: list[dict[str, float]]) -> None:
+        value = sum(r["wmape"] for r in rows) / len(rows)
+        trial.report(value, step=step)
+        for i, scores in enumerate(rows):
+            trial.set_user_attr(f"fold_{i}_wmape", scores["wmape"])
+        if step < final and trial.should_prune():
+            trial.set_user_attr(PRUNED_ATTR, f"at {param}={step}")
+            raise optuna.TrialPruned(f"pruned at {param}={step}: CV wMAPE {value:.4f}")
+
+    return on_rung
 
 
 def fold_reporter(trial: optuna.Trial, pruner_kind: str) -> Callable[[int, dict[str, float]], None]:
@@ -104,6 +147,7 @@ def fold_reporter(trial: optuna.Trial, pruner_kind: str) -> Callable[[int, dict[
         trial.report(value, step=i)
         trial.set_user_attr(f"fold_{i}_wmape", scores["wmape"])
         if trial.should_prune():
+            trial.set_user_attr(PRUNED_ATTR, f"after fold {i}")
             raise optuna.TrialPruned(f"pruned after fold {i}: running wMAPE {value:.4f}")
 
     return on_fold
@@ -121,22 +165,33 @@ def cv_objective(
     pruner_kind: str,
     memory: Any = None,
     n_jobs: int = 1,
+    fidelity: Fidelity | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The study's objective: mean CV wMAPE of the full Pipeline with the trial's parameters.
 
-    The trial's model and feature parameters go on `base_params` (the grid winner's). Folds run
-    `n_jobs` at a time and each is reported for pruning after its round; the mean of every metric
-    is kept as a `cv_<metric>` user attribute.
+    The trial's model and feature parameters go on `base_params` (the grid winner's). With a
+    `fidelity` the estimator can grow (and a pruner other than Wilcoxon, which needs per-fold
+    values), the folds grow together through the rungs and each rung is reported; otherwise folds
+    run `n_jobs` at a time and each is reported after its round. The mean of every metric is kept
+    as a `cv_<metric>` user attribute.
     """
+    cache = fidelity_cv.PrefixCache()
 
     def objective(trial: optuna.Trial) -> float:
         params = {**base_params, **suggest(trial, model.space)}
         features = suggest(trial, feature_space, FEATURE_PREFIX)
         try:
-            pipeline = make_pipeline(dataclasses.replace(spec, **features), build_estimator(model, params), memory)
-            folds = cross_validate(
-                pipeline, X, y, n_folds, seed, n_jobs=n_jobs, on_fold=fold_reporter(trial, pruner_kind)
-            )
+            estimator = build_estimator(model, params)
+            if fidelity is not None and pruner_kind != "wilcoxon" and fidelity_cv.supports(estimator, fidelity):
+                pipeline = make_pipeline(dataclasses.replace(spec, **features), estimator)
+                on_rung = rung_reporter(trial, fidelity.param, estimator.get_params()[fidelity.param])
+                folds = fidelity_cv.staged_cross_validate(
+                    pipeline, X, y, n_folds, seed, fidelity, on_rung, cache, n_jobs
+                )
+            else:
+                pipeline = make_pipeline(dataclasses.replace(spec, **features), estimator, memory)
+                on_fold = fold_reporter(trial, pruner_kind)
+                folds = cross_validate(pipeline, X, y, n_folds, seed, n_jobs=n_jobs, on_fold=on_fold)
         except optuna.TrialPruned:
             raise
         except Exception as exc:

@@ -34,6 +34,7 @@ from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
 from housing_mlops.registry.assessment import Assessment, assess, fit_final, out_of_fold, segment_metric
 from housing_mlops.registry.card import fit_description, model_card, version_tags
+from housing_mlops.registry.digest import MODEL_DIGEST_TAG, model_digest
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
 from housing_mlops.serving import variants
@@ -134,6 +135,8 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     hardware_tags = targets.tags(hardware_meta)
 
     serving_tags = {f"serving.{k}": v for k, v in serving.items()}
+    # what a re-run on a busy machine must reproduce: the same inputs give this exact digest
+    serving_tags[MODEL_DIGEST_TAG] = model_digest(model, compiled.onnx if served == variants.ONNX else None)
 
     def record(version: str, verdict: Verdict) -> VersionRecord:
         ctx.output("promotion.json", lambda p: p.write_text(json.dumps(verdict.to_dict(), indent=2)))

@@ -88,8 +88,20 @@ def run_sweep(
     memory = Memory(str(cache_dir), verbose=0)
     # several workers already fill the cores, and loky pools do not survive their fork (hang)
     fold_jobs = cfg.n_jobs if cfg.n_workers == 1 else 1
+    fidelity, max_resource = tuning.fidelity_of(model, cfg)
     objective = tuning.cv_objective(
-        X, y, spec, model, selection["params"], cfg.feature_space, cfg.folds, cfg.seed, cfg.pruner, memory, fold_jobs
+        X,
+        y,
+        spec,
+        model,
+        selection["params"],
+        cfg.feature_space,
+        cfg.folds,
+        cfg.seed,
+        cfg.pruner,
+        memory,
+        fold_jobs,
+        fidelity,
     )
     bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     per_trial = [*callbacks] if bar else [*callbacks, log_trial]
@@ -99,7 +111,7 @@ def run_sweep(
         in_memory = optuna.create_study(
             direction="minimize",
             sampler=tuning.make_sampler(cfg.sampler, cfg.seed, cfg.n_startup_trials),
-            pruner=tuning.make_pruner(cfg.pruner, cfg.n_startup_trials),
+            pruner=tuning.make_pruner(cfg.pruner, cfg.n_startup_trials, fidelity, max_resource),
             study_name=study_name,
         )
         study, stale = in_memory, 0
@@ -131,7 +143,7 @@ def run_sweep(
             mine = in_memory
         else:
             sampler = tuning.make_sampler(cfg.sampler, cfg.seed + index, cfg.n_startup_trials)
-            pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials)
+            pruner = tuning.make_pruner(cfg.pruner, cfg.n_startup_trials, fidelity, max_resource)
             mine = optuna.load_study(study_name=study_name, storage=own_storage, sampler=sampler, pruner=pruner)
         quiet = _NoFailureWarnings()
         if not bar:
