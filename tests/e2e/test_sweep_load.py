@@ -22,7 +22,8 @@ def outcome(store: Store, tmp_path: Path) -> dict[str, object]:
     (sweep,) = store.runs("sweep")
     (register,) = store.runs("register")
     client = store.client
-    best = yaml.safe_load(Path(client.download_artifacts(sweep.info.run_id, "best_params.yaml", str(tmp_path))).read_text())
+    best_params = client.download_artifacts(sweep.info.run_id, "best_params.yaml", str(tmp_path))
+    best = yaml.safe_load(Path(best_params).read_text())
     tags = client.get_model_version(MODEL, "1").tags
     return {
         "trials": {k: v for k, v in sweep.data.metrics.items() if k.startswith("trials_")},

@@ -1,6 +1,8 @@
 """Multi-fidelity CV with real sklearn and Optuna: rungs, warm-started folds equal to fresh fits,
 the per-fold preprocessing cache, and successive halving on boosting rounds."""
 
+import dataclasses
+
 import optuna
 import pandas as pd
 import pytest
@@ -15,6 +17,10 @@ from housing_mlops.modeling.zoo import make_pipeline
 
 FOLDS = 3
 HGB = "sklearn.ensemble.HistGradientBoostingRegressor"
+
+
+def ignore(step: int, rows: list[dict[str, float]]) -> None:
+    """An on_rung that only lets the rungs run."""
 
 
 @pytest.mark.parametrize(
@@ -62,12 +68,15 @@ def test_folds_grown_through_rungs_score_exactly_as_fresh_fits(small) -> None:
 def test_the_preprocessing_of_a_fold_is_fitted_once_per_distinct_stage_parameters(small) -> None:
     X, y, spec = small
     cache = fidelity.PrefixCache()
-    fid = fidelity.Fidelity("max_iter", 5, 2)
-    for _ in range(2):
-        fidelity.staged_cross_validate(make_pipeline(spec, hgb(max_iter=5)), X, y, FOLDS, 7, fid, lambda *_: None, cache)
+
+    def run(n_clusters: int) -> None:
+        pipeline = make_pipeline(dataclasses.replace(spec, n_clusters=n_clusters), hgb(max_iter=5))
+        fidelity.staged_cross_validate(pipeline, X, y, FOLDS, 7, fidelity.Fidelity("max_iter", 5, 2), ignore, cache)
+
+    run(4)
+    run(4)
     assert len(cache._entries) == FOLDS * 2  # impute and features of each fold, stored once
-    other = spec.__class__(**{**spec.__dict__, "n_clusters": 5})
-    fidelity.staged_cross_validate(make_pipeline(other, hgb(max_iter=5)), X, y, FOLDS, 7, fid, lambda *_: None, cache)
+    run(5)
     assert len(cache._entries) == FOLDS * 3  # new features per fold, the same imputer reused
 
 
@@ -75,7 +84,7 @@ def test_the_cache_drops_the_least_recently_used_outputs(small) -> None:
     X, y, spec = small
     cache = fidelity.PrefixCache(max_entries=4)
     fid = fidelity.Fidelity("max_iter", 5, 2)
-    fidelity.staged_cross_validate(make_pipeline(spec, hgb(max_iter=5)), X, y, FOLDS, 7, fid, lambda *_: None, cache)
+    fidelity.staged_cross_validate(make_pipeline(spec, hgb(max_iter=5)), X, y, FOLDS, 7, fid, ignore, cache)
     assert len(cache._entries) == 4
 
 
@@ -103,7 +112,8 @@ def test_successive_halving_stops_trials_at_their_first_rungs_and_records_where(
     study.optimize(objective, n_trials=10)
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    assert pruned and complete
+    assert pruned
+    assert complete
     for trial in pruned:
         last = max(trial.intermediate_values)
         assert last in (20, 60)  # a rung below the trial's own max_iter
@@ -118,7 +128,8 @@ def test_a_family_without_fidelity_is_reported_fold_by_fold(small, cfg: Config) 
     X, y, spec = small
     ridge = ModelConfig(estimator="sklearn.linear_model.Ridge", space={"alpha": SpaceParam("float", 0.1, 10.0)})
     fid, largest = tuning.fidelity_of(ridge, cfg.sweep)
-    assert fid is None and largest is None
+    assert fid is None
+    assert largest is None
     objective = tuning.cv_objective(X, y, spec, ridge, {}, {}, FOLDS, 0, "successive_halving")
     study = optuna.create_study(pruner=tuning.make_pruner("successive_halving", 0))
     study.optimize(objective, n_trials=2)
