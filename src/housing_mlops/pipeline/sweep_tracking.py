@@ -16,9 +16,11 @@ from optuna.trial import FrozenTrial, TrialState
 
 from housing_mlops.modeling import tuning
 from housing_mlops.modeling.sweep_report import grid_score, study_plots
-from housing_mlops.tags import ERROR_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+from housing_mlops.tags import ERROR_TAG, TRIAL_PRUNED_TAG, TRIAL_STATE_TAG, TRIAL_TAG
 
 log = logging.getLogger(__name__)
+
+REPORTED_METRIC = "reported_wmape"  # per trial run: each value the pruner saw, at its step
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -45,16 +47,24 @@ def trial_logger(experiment_id: str, parent_run_id: str) -> Callable[[optuna.Stu
                 TRIAL_TAG: str(trial.number),
                 TRIAL_STATE_TAG: trial.state.name,
             }
-            | ({ERROR_TAG: tuning.failure_reason(trial)[:5000]} if trial.state == TrialState.FAIL else {}),
+            | ({ERROR_TAG: tuning.failure_reason(trial)[:5000]} if trial.state == TrialState.FAIL else {})
+            | (
+                {TRIAL_PRUNED_TAG: str(trial.user_attrs[tuning.PRUNED_ATTR])}
+                if tuning.PRUNED_ATTR in trial.user_attrs
+                else {}
+            ),
         )
         run_id = run.info.run_id
         now = int(time.time() * 1000)
-        metrics = {k: float(v) for k, v in trial.user_attrs.items() if k != tuning.ERROR_ATTR}
+        text = (tuning.ERROR_ATTR, tuning.PRUNED_ATTR)
+        metrics = {k: float(v) for k, v in trial.user_attrs.items() if k not in text}
         if trial.duration is not None:
             metrics["duration_s"] = trial.duration.total_seconds()
+        # what the pruner saw, step by step (a rung's boosting rounds, or a fold): a curve in the UI
+        reported = [Metric(REPORTED_METRIC, v, now, int(step)) for step, v in sorted(trial.intermediate_values.items())]
         client.log_batch(  # one request per trial, not one per value
             run_id,
-            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+            metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + reported,
             params=[Param(k, str(v)) for k, v in trial.params.items()],
         )
         end = int(trial.datetime_complete.timestamp() * 1000) if trial.datetime_complete else None
