@@ -75,6 +75,13 @@ def test_several_overrides_in_one_string() -> None:
         ("serving.chunk_rows=0", "serving.chunk_rows"),
         ("serving.opset=7", "serving.opset"),
         ("serving.typo=1", "serving.typo"),
+        ("sweep.n_trials=0", "sweep.n_trials"),
+        ("sweep.timeout_s=-1", "sweep.timeout_s"),
+        ("sweep.pruner=bogus", "sweep.pruner"),
+        ("sweep.fidelity.min_resource=600", "sweep.fidelity.min_resource"),  # above every max_iter
+        ("sweep.fidelity.min_resource=0", "sweep.fidelity.min_resource"),
+        ("sweep.fidelity.reduction_factor=1", "sweep.fidelity.reduction_factor"),
+        ("models.zoo.ridge.fidelity=alpha", "models.zoo.ridge.fidelity"),  # Ridge has no warm_start
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
