@@ -17,7 +17,8 @@ def scripted(trial: optuna.Trial) -> float:
     trial.suggest_int("features.n_clusters", 5, 50)
     score = SCORES[trial.number]
     if score == "prune":
-        trial.report(0.9, step=0)
+        trial.report(0.9, step=50)
+        trial.set_user_attr(tuning.PRUNED_ATTR, "at max_iter=50")  # as the rung reporter does
         raise optuna.TrialPruned()
     if score == "raise":
         trial.set_user_attr(tuning.ERROR_ATTR, "ValueError: alpha must be >= 0")
@@ -39,7 +40,7 @@ def test_one_line_per_trial_says_its_outcome_and_the_best_so_far(study: optuna.S
     lines = [sweep_report.trial_line(study, t).split(" (")[0] for t in study.trials]
     assert lines == [
         "trial 0 COMPLETE: CV wMAPE 0.2000",
-        "trial 1 PRUNED: after fold 0",
+        "trial 1 PRUNED: pruned at max_iter=50",
         "trial 2 COMPLETE: CV wMAPE 0.1500",
         "trial 3 FAIL: ValueError: alpha must be >= 0",
     ]
