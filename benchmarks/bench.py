@@ -1,8 +1,10 @@
 """`make bench`: how fast the pipeline is, and how close to its compute floor.
 
-Parts (all by default; `--only cold,floor,cached,serving,monitor,sweep` picks some):
+Parts (all by default; `--only cold,busy,floor,cached,serving,monitor,sweep` picks some):
   cold     `mlflow run . --env-manager local` (as `make pipeline`) on an empty tracking store;
            per-step wall times from the pipeline run's pipeline.json and the step runs
+  busy     the cold run again on a second empty store beside two CPU-burning processes: the same
+           registered model (digest, trials, best CV, test metrics) whatever the load
   floor    the same fits by a bare script (benchmarks/floor.py): no MLflow, Hydra app or subprocesses
   cached   the same command again on the same store, every step a cache hit (median of repeats)
   serving  both serving variants of the champion on one thread: own runtime, `mlflow.pyfunc`, HTTP;
@@ -34,7 +36,7 @@ import pandas as pd
 
 from benchmarks.machine import figure, machine_info, machine_line, say
 from benchmarks.monitoring import monitoring
-from benchmarks.pipelines import cached, cold, run_floor, store_trials
+from benchmarks.pipelines import busy, cached, cold, run_floor, store_trials
 from benchmarks.processes import unwind_on_sigterm
 from benchmarks.report import GOALS, render, update_readme
 from benchmarks.serving import serving
@@ -146,6 +148,8 @@ def run_part(part: str, settings: Settings, results: dict[str, Any]) -> dict[str
     """The figures of one part; `results` holds those of the parts run before it."""
     if part == "cold":
         return cold(settings)
+    if part == "busy":
+        return busy(settings)
     if part == "floor":
         # the pipeline's finished trial count, so a sweep cut short by its timeout compares like for like
         trials = results.get("cold", {}).get("sweep_trials_finished") or store_trials(settings)

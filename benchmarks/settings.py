@@ -11,7 +11,7 @@ from housing_mlops.config.schema import Config
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-PARTS = ("cold", "floor", "cached", "serving", "monitor", "sweep")
+PARTS = ("cold", "busy", "floor", "cached", "serving", "monitor", "sweep")
 QUICK_ROWS = 2000
 
 

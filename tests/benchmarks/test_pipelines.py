@@ -27,9 +27,21 @@ RECORD = {
             "status": "cached",
             "duration_s": 20.0,
             "run_s": 19.0,
-            "metrics": {"trials_complete": 3.0, "trials_pruned": 2.0, "trials_fail": 1.0, "best_cv_wmape": 0.2},
+            "metrics": {
+                "trials_complete": 3.0,
+                "trials_pruned": 2.0,
+                "trials_fail": 1.0,
+                "best_cv_wmape": 0.2,
+                "grid_cv_wmape": 0.25,
+            },
         },
-        {"step": "register", "status": "ran", "duration_s": 10.0, "run_s": 9.0, "metrics": {"test_wmape": 0.21}},
+        {
+            "step": "register",
+            "status": "ran",
+            "duration_s": 10.0,
+            "run_s": 9.0,
+            "metrics": {"test_wmape": 0.21, "test_rmse": 40_000.0},
+        },
     ]
 }
 
@@ -84,7 +96,9 @@ def test_cold_result_reads_steps_sweep_and_test_figures() -> None:
         "outside_steps_s": 5.12,
         "sweep_trials_finished": 6,
         "sweep_best_cv_wmape": 0.2,
+        "sweep_grid_cv_wmape": 0.25,
         "test_wmape": 0.21,
+        "test_rmse": 40_000.0,
         "register": {"wall_s": 10.0, "run_s": 9.0, "compile_s": None, "profile_s": None, "reference_s": None},
     }
 

@@ -5,9 +5,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from benchmarks.processes import burners
 
 from tests.conftest import FAST_OPTIONS, Trained
-from tests.e2e.load import burners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 

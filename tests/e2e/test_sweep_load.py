@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from benchmarks.processes import burners
 
 from tests.conftest import FAST_OPTIONS, MODEL, Store, Trained, make_store
-from tests.e2e.load import burners
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.faults]
 
