@@ -83,9 +83,12 @@ def test_the_test_set_is_sealed_before_register(cfg, tmp_path: Path) -> None:
 
 
 def test_grid_winner_is_clipped_into_the_search_space(cfg) -> None:
+    from housing_mlops.config.modeling import SpaceParam
     from housing_mlops.modeling.tuning import clip_to_space
 
-    space = cfg.models.zoo["hist_gradient_boosting"].space
+    # plus a categorical: an unknown choice is dropped, not clipped
+    loss = SpaceParam(type="categorical", choices=["absolute_error", "squared_error"])
+    space = cfg.models.zoo["hist_gradient_boosting"].space | {"loss": loss}
     values = {"l2_regularization": 0.0, "max_iter": 10_000, "loss": "poisson", "learning_rate": 0.1}
     clipped = clip_to_space(values, space)
     assert clipped == {

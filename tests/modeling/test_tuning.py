@@ -32,7 +32,7 @@ def test_median_pruner_stops_a_trial_worse_than_the_median_after_one_fold() -> N
     study.optimize(scripted([*good, [0.90, 0.10, 0.10]], "median"), n_trials=4)
     assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 3 + [TrialState.PRUNED]
     pruned = study.trials[-1]
-    assert pruned.user_attrs == {"fold_0_wmape": 0.90}
+    assert pruned.user_attrs == {"fold_0_wmape": 0.90, tuning.PRUNED_ATTR: "after fold 0"}
     assert pruned.intermediate_values == {0: 0.90}
     assert study.best_value == pytest.approx(0.19)
     # Optuna keeps the last running mean as a pruned trial's value; the sweep's table does not
@@ -153,7 +153,6 @@ def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_
         "max_leaf_nodes": 63,
         "min_samples_leaf": 20,  # sklearn's default
         "l2_regularization": model.space["l2_regularization"].low,  # default 0.0 is off the log scale
-        "loss": "squared_error",
         "features.n_clusters": 35,
         "features.gamma": 2.5,
     }
