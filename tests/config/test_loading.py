@@ -75,6 +75,10 @@ def test_several_overrides_in_one_string() -> None:
         ("serving.chunk_rows=0", "serving.chunk_rows"),
         ("serving.opset=7", "serving.opset"),
         ("serving.typo=1", "serving.typo"),
+        ("serving.poll_s=0", "serving.poll_s"),
+        ("serving.poll_s=-1", "serving.poll_s"),
+        ("serving.poll_s=never", "serving.poll_s"),
+        ("serving.poll_s=1e9", "serving.poll_s"),
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
