@@ -1,5 +1,4 @@
-"""Config section of serving: the compiled variant, its parity check and how `make serve` follows
-the champion alias (config/serving/*.yaml)."""
+"""Config section of serving: the compiled variant, its parity check, following champion (config/serving/*.yaml)."""
 
 from dataclasses import dataclass
 
