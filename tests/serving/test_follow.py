@@ -89,14 +89,14 @@ def test_a_failed_load_is_retried_every_poll_but_logged_once() -> None:
 def test_an_unreachable_registry_warns_once_when_lost_and_once_when_back() -> None:
     watch = Watch(served="1", seen="1")
     watch, line = follow.unreachable(follow.begin(watch), URI, "Connection refused")
-    assert line == f"tracking server {URI} unreachable (Connection refused); serving v1 until it answers again"
+    assert line == f"tracking server {URI} unreachable (Connection refused); serving v1 until it is back"
     for _ in range(3):
         watch, line = follow.unreachable(follow.begin(watch), URI, "Connection refused")
         assert line is None
     watch, action, lines = follow.answered(follow.begin(watch), URI, "1")
     assert (action, lines, watch.reachable, watch.seen_at) == (
         Action.KEEP,
-        [f"tracking server {URI} answers again; champion is v1"],
+        [f"tracking server {URI} is back; champion is v1"],
         True,
         5,
     )
@@ -109,3 +109,24 @@ def test_an_unset_champion_keeps_the_served_version_with_one_line() -> None:
     assert (action, lines) == (Action.KEEP, ["champion is not set in the registry; serving v1 until it is"])
     watch, action, lines = follow.answered(follow.begin(watch), URI, None)
     assert (action, lines) == (Action.KEEP, [])
+
+
+def test_an_error_is_cut_to_what_failed() -> None:
+    mlflow_refused = (
+        "API request to http://127.0.0.1:5000/api/2.0/mlflow/registered-models/alias failed with exception "
+        "HTTPConnectionPool(host='127.0.0.1', port=5000): Max retries exceeded with url: /api/2.0/... (Caused by "
+        "NewConnectionError(\"HTTPConnection(host='127.0.0.1', port=5000): Failed to establish a new connection: "
+        '[Errno 111] Connection refused"))'
+    )
+    assert follow.short_error(mlflow_refused) == "[Errno 111] Connection refused"
+    assert (
+        follow.short_error("RESOURCE_DOES_NOT_EXIST: no such model\ntraceback")
+        == "RESOURCE_DOES_NOT_EXIST: no such model"
+    )
+    assert follow.short_error("x" * 500) == "x" * 200
+    assert follow.short_error("  ") == "no message"
+
+
+def test_a_swap_right_after_start_says_start() -> None:
+    watch, _, _ = follow.answered(follow.begin(Watch(served="1", seen="1")), URI, "2")
+    assert "champion was v1 at poll 0 (start) and v2 at poll 1;" in follow.swapped(watch, "2", "1", 0, 0.1)[1]

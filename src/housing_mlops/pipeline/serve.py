@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 # what the registry answers for an alias that is not set (SQL store: INVALID_PARAMETER_VALUE;
 # REST: RESOURCE_DOES_NOT_EXIST): it answered, so the server is reachable
 _NOT_SET = ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST")
-_ERROR_CHARS = 300  # of an MLflow error in a log line: its first line says what failed
 _STOP_WAIT_S = 5.0  # for a poll in progress at shutdown; the thread is a daemon after that
 
 
@@ -73,7 +72,7 @@ def served_model(client: MlflowClient, cfg: Config, model_uri: str = "") -> Load
 
 
 def _short(exc: Exception) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:_ERROR_CHARS]
+    return follow.short_error(str(exc) or type(exc).__name__)
 
 
 class Follower:

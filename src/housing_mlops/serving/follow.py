@@ -7,6 +7,7 @@ tested without a server. Each function returns the next state instead of changin
 follower keeps one `Watch` and replaces it.
 """
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import Enum
@@ -16,6 +17,8 @@ from typing import Any
 # ({"name": ..., "type": ..., "required": ...}); None for a model logged without a signature.
 Columns = Sequence[Mapping[str, Any]] | None
 _NAMES_SHOWN = 5  # a one-line reason names this many columns, then counts the rest
+_ERROR_CHARS = 200  # of an error's first line in a log line
+_OS_ERROR = re.compile(r"\[Errno -?\d+\] [^'\")\]]+")  # e.g. [Errno 111] Connection refused
 
 
 class Action(Enum):
@@ -47,7 +50,7 @@ def unreachable(watch: Watch, registry: str, error: str) -> tuple[Watch, str | N
     """The registry did not answer: keep serving; a warning only when it was reachable before."""
     line = None
     if watch.reachable:
-        line = f"tracking server {registry} unreachable ({error}); serving v{watch.served} until it answers again"
+        line = f"tracking server {registry} unreachable ({error}); serving v{watch.served} until it is back"
     return replace(watch, reachable=False), line
 
 
@@ -55,7 +58,7 @@ def answered(watch: Watch, registry: str, champion: str | None) -> tuple[Watch, 
     """The registry answered that champion names `champion` (None: not set): what to do, what to say."""
     lines = []
     if not watch.reachable:
-        lines.append(f"tracking server {registry} answers again; champion is {_named(champion)}")
+        lines.append(f"tracking server {registry} is back; champion is {_named(champion)}")
     if champion is None and watch.seen is not None:
         lines.append(f"champion is not set in the registry; serving v{watch.served} until it is")
     after = replace(watch, reachable=True, seen=champion, seen_at=watch.polls)
@@ -121,9 +124,22 @@ def swapped(
     """
     line = (
         f"serving v{version} instead of v{watch.served}: champion was {_named(previous_seen)} at poll "
-        f"{previous_at} and v{version} at poll {watch.polls}; swapped {seconds:.2f} s after that poll began"
+        f"{previous_at}{' (start)' if previous_at == 0 else ''} and v{version} at poll {watch.polls}; "
+        f"swapped {seconds:.2f} s after that poll began"
     )
     return replace(watch, served=version, failed=watch.failed - {version}), line
+
+
+def short_error(text: str) -> str:
+    """The part of an error message a log line needs.
+
+    The OS error of a failed connection if there is one (MLflow wraps it in a long URL and retry
+    report), else the first line, cut at 200 characters.
+    """
+    if found := _OS_ERROR.search(text):
+        return found.group(0).rstrip()
+    first = text.strip().splitlines()[0] if text.strip() else "no message"
+    return first[:_ERROR_CHARS]
 
 
 def _by_name(columns: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
