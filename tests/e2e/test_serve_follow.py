@@ -118,7 +118,7 @@ def collapsed(versions: list[str | None]) -> list[str | None]:
 
 
 def test_serving_follows_champion_to_v2_and_back_under_load_without_a_failed_request(
-    trained: Trained, tmp_path: Path, record_property: Callable[[str, object], None]
+    trained: Trained, tmp_path: Path, record_testsuite_property: Callable[[str, object], None]
 ) -> None:
     store = trained.copy(tmp_path / "store")
     register_again(store)
@@ -160,12 +160,14 @@ def test_serving_follows_champion_to_v2_and_back_under_load_without_a_failed_req
     for version, uri in captured.groupby("model_version")["model_uri"].unique().items():
         assert list(uri) == [f"models:/{MODEL}/{version}"]
     # the figures (in the JUnit XML with --junitxml): the switch as a client sees it, under this load
-    record_property("requests", f"{len(every)} by {THREADS} threads in {to_v1 - started:.1f} s, {dict(ok)} by version")
-    record_property("move_to_first_v2_answer_s", f"{to_v2 - moved:.2f}")
-    record_property(
+    record_testsuite_property(
+        "requests", f"{len(every)} by {THREADS} threads in {to_v1 - started:.1f} s, {dict(ok)} by version"
+    )
+    record_testsuite_property("move_to_first_v2_answer_s", f"{to_v2 - moved:.2f}")
+    record_testsuite_property(
         "rollback_start_to_first_v1_answer_s", f"{to_v1 - back:.2f} (make rollback ran {rolled - back:.1f} s)"
     )
-    record_property("server_swaps", " | ".join(lines(log, "instead of")))
+    record_testsuite_property("server_swaps", " | ".join(lines(log, "instead of")))
 
 
 def wait_for_rows(root: Path, rows: int) -> pd.DataFrame:
