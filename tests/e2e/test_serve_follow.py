@@ -25,6 +25,7 @@ from sklearn.linear_model import LinearRegression
 from housing_mlops.monitoring.inference_log import read_window
 from tests.conftest import MODEL, Store, Trained
 from tests.e2e.served import frame_body, make, post_with_headers, register_again, serving
+from tests.services import TrackingServer
 
 pytestmark = pytest.mark.e2e
 POLL = "serving.poll_s=1"
@@ -225,9 +226,8 @@ def test_a_champion_with_other_inputs_is_refused_once_and_the_served_version_kee
 def test_an_unreachable_tracking_server_keeps_the_loaded_version_with_one_line_each_way(
     trained: Trained, tmp_path: Path
 ) -> None:
-    services = pytest.importorskip("tests.services")
     store = trained.copy(tmp_path / "store")
-    server = services.TrackingServer(store.uri, tmp_path / "server")
+    server = TrackingServer(store.uri, tmp_path / "server")
     server.start()
     # one try per poll, so that a poll while the server is down ends quickly (the Makefile's
     # MLFLOW_HTTP_* settings retry twice with back-off: the same, a few seconds later)

@@ -14,11 +14,12 @@ from mlflow.tracking import MlflowClient
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LinearRegression
 from sklearn.pipeline import make_pipeline
+from steps import serve as serve_step
 
 from housing_mlops.config.loading import load_config
 from housing_mlops.config.schema import Config
 from housing_mlops.monitoring.inference_log import read_window
-from housing_mlops.pipeline import serve
+from housing_mlops.pipeline import logs, serve
 from housing_mlops.pipeline.capture import capture_dir, log_dir
 from tests.conftest import ROOT
 from tests.services import free_port
@@ -208,3 +209,17 @@ def test_an_unreachable_registry_is_one_warning_however_many_polls(
         f"warning: tracking server {closed} unreachable ([Errno 111] Connection refused); serving v1 until it is back"
     ]
     assert server.app.served.version == "1"
+
+
+def test_a_bad_poll_interval_stops_make_serve_at_start_with_one_line_naming_the_key(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for bad in ("0", "-5"):
+        try:
+            assert serve_step.main(["--port", "1", "--hydra-options", f"serving.poll_s={bad}"]) == 1
+        finally:
+            logs.configure()  # the step configured logging for itself
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1
+        assert "'serving.poll_s'" in err[0]
+        assert err[0].startswith("error: [serve] config key 'serving.poll_s' = ")
