@@ -71,14 +71,14 @@ def test_several_overrides_in_one_string() -> None:
         ("registry.reference.n_jobs=0", "registry.reference.n_jobs"),
         ("registry.reference.typo=1", "registry.reference.typo"),
         ("serving.max_rel_error=0", "serving.max_rel_error"),
-        ("serving.threads=0", "serving.threads"),
-        ("serving.chunk_rows=0", "serving.chunk_rows"),
-        ("serving.opset=7", "serving.opset"),
-        ("serving.typo=1", "serving.typo"),
         ("serving.poll_s=0", "serving.poll_s"),
         ("serving.poll_s=-1", "serving.poll_s"),
         ("serving.poll_s=never", "serving.poll_s"),
         ("serving.poll_s=1e9", "serving.poll_s"),
+        ("serving.threads=0", "serving.threads"),
+        ("serving.chunk_rows=0", "serving.chunk_rows"),
+        ("serving.opset=7", "serving.opset"),
+        ("serving.typo=1", "serving.typo"),
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:
