@@ -129,15 +129,15 @@ def ours(err: str) -> list[str]:
     return [line for line in err.splitlines() if line.startswith("warning: ")]
 
 
-def register(name: str, X: pd.DataFrame, y: pd.Series) -> str:
-    """Another version of `name`: a LinearRegression on `X`'s columns, with its input example."""
+def register(name: str, X: pd.DataFrame, y: pd.Series, example: pd.DataFrame | None = None) -> str:
+    """Another version of `name`: a LinearRegression on `X`'s columns, with an input example."""
     model = LinearRegression().fit(X.fillna(0), y)
     with mlflow.start_run(experiment_id="0"):
         info = mlflow.sklearn.log_model(
             model,
             name="model",
             signature=infer_signature(X, model.predict(X.fillna(0))),
-            input_example=X.head(2).fillna(0),
+            input_example=X.head(2).fillna(0) if example is None else example,
             registered_model_name=name,
             pip_requirements=["scikit-learn"],
             serialization_format="cloudpickle",
@@ -223,3 +223,23 @@ def test_a_bad_poll_interval_stops_make_serve_at_start_with_one_line_naming_the_
         assert len(err) == 1
         assert "'serving.poll_s'" in err[0]
         assert err[0].startswith("error: [serve] config key 'serving.poll_s' = ")
+
+
+def test_a_champion_that_cannot_score_its_own_input_example_is_refused_once(
+    champion: tuple[str, pd.DataFrame, np.ndarray], full_data: pd.DataFrame, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name = champion[0]
+    X = full_data[NUMERIC].head(300)
+    broken = register(name, X, full_data["median_house_value"].head(300), X.head(2).drop(columns="median_income"))
+    server = serve.build(MlflowClient(), config("capture.enabled=false", "serving.poll_s=1"), ROOT)
+    assert server.follower is not None
+    MlflowClient().set_registered_model_alias(name, "champion", broken)
+    capsys.readouterr()
+    server.follower.poll()
+    server.follower.poll()
+    (line,) = ours(capsys.readouterr().err)
+    assert line.startswith(
+        f"warning: champion v{broken} not served, still serving v1: models:/{name}/{broken} cannot score its own "
+        "input example: "
+    )
+    assert server.app.served.version == "1"

@@ -21,6 +21,7 @@ from mlflow.tracking import MlflowClient
 
 from housing_mlops.config.checks import masked_url
 from housing_mlops.config.schema import Config
+from housing_mlops.errors import WarmUpError
 from housing_mlops.pipeline.capture import capture_dir
 from housing_mlops.registry import store as registry
 from housing_mlops.serving import follow
@@ -51,7 +52,10 @@ def load(uri: str, version: str) -> Loaded:
     """
     model = mlflow.pyfunc.load_model(uri)
     if model.input_example is not None:
-        model.predict(model.input_example)
+        try:
+            model.predict(model.input_example)
+        except Exception as exc:
+            raise WarmUpError(f"{uri} cannot score its own input example: {_short(exc)}") from exc
     schema = model.metadata.get_input_schema()
     inputs = None if schema is None else schema.to_dict()
     return Loaded(Served(scoring_server.init(model), version, uri), inputs)
@@ -141,6 +145,9 @@ class Follower:
             return
         try:
             loaded = load(version_uri(self.name, champion), champion)
+        except WarmUpError as exc:  # the version itself is broken: loading it again would not help
+            self._say(*follow.refused(watch, champion, str(exc)))
+            return
         except Exception as exc:
             self._say(*follow.load_failed(watch, champion, _short(exc)))
             return
