@@ -1,5 +1,8 @@
 """Entry point of `make serve`: MLflow's scoring server for the champion, with optional inference capture.
 
+It follows the champion alias every `serving.poll_s` seconds (null: never); a `--model-uri` is
+served as it is, never followed.
+
 python -m steps.serve --port 5001 [--hydra-options "capture.enabled=true"] [--model-uri URI]
 """
 

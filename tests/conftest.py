@@ -132,6 +132,7 @@ LONGEST_FIRST = (
     "e2e/test_gate_load.py",
     "benchmarks/test_bench.py",
     "e2e/test_pipeline.py",
+    "e2e/test_serve_follow.py",
     "e2e/test_bad_inputs.py",
     "e2e/test_monitor.py",
     "e2e/test_ui.py",

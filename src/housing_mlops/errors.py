@@ -39,3 +39,7 @@ class SweepError(HousingError):
 
 class MonitoringReferenceError(HousingError):
     """A model version's monitoring reference is missing, from another schema version, or malformed."""
+
+
+class WarmUpError(HousingError):
+    """A model version could not score its own input example: it cannot be served as it is."""
