@@ -11,11 +11,11 @@ from pathlib import Path
 import optuna
 import pytest
 
+from housing_mlops.pipeline.dag import STEPS
 from tests.conftest import FAST_OPTIONS, MODEL, Store, assert_digests_match, make_store
 from tests.services import Postgres, TrackingServer, running_postgres
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
-STEPS = ("ingest", "split", "impute", "features", "select", "sweep", "register")
 # Fail in seconds when the server is gone (the Makefile's defaults, exported for `mlflow run`).
 HTTP_RETRIES = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
@@ -297,33 +297,40 @@ def test_server_killed_mid_register_fails_naming_it_and_a_rerun_registers_once(
 
 
 @pytest.mark.faults
-def test_two_pipelines_from_two_directories_run_register_once_and_register_one_version(
+def test_two_cold_pipelines_from_two_directories_run_each_step_once_and_register_one_version(
     first_run: FirstRun, services: Services, tmp_path: Path
 ) -> None:
-    """Both need `register` (a new model name is a new cache key; the upstream steps are cached).
-    Each has its own TMPDIR, so the file lock of one machine cannot coordinate them: only the
-    claim on the tracking server can."""
+    """Nothing is cached for them (an experiment of their own), so both need every step. Each has
+    its own TMPDIR, so the file lock of one machine cannot coordinate them: only the claims on the
+    tracking server can. Each step runs once; the other pipeline waits and reuses its run."""
     store, client = first_run.store, first_run.store.client
-    hydra = f"{pipeline_hydra(services)} registry.model_name=concurrent_model"
-    registers = len(store.runs("register"))
+    hydra = f"{pipeline_hydra(services)} tracking.experiment_name=concurrent registry.model_name=concurrent_model"
     processes = []
     for machine in ("a", "b"):
         (tmp_path / machine / "tmp").mkdir(parents=True)
         env = store.env | {"TMPDIR": str(tmp_path / machine / "tmp")}
-        command = store.command("-P", "steps=register", hydra=hydra)
         processes.append(
             subprocess.Popen(
-                command, env=env, cwd=tmp_path / machine, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                store.command(hydra=hydra),
+                env=env,
+                cwd=tmp_path / machine,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
         )
-    outputs = [process.communicate(timeout=600) for process in processes]
+    outputs = [process.communicate(timeout=1200) for process in processes]
     for process, (out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, f"{out[-2000:]}\n{err[-4000:]}"
     stdout = "\n".join(out for out, _ in outputs)
-    assert stdout.count("[register] running") == 1, stdout
-    assert "reusing run" in stdout
-    assert "of a concurrent pipeline" in stdout
-    assert len(store.runs("register")) == registers + 1, "register ran once"
+    experiment = client.get_experiment_by_name("concurrent")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    for step in STEPS:
+        assert stdout.count(f"[{step}] running") == 1, f"{step} ran more than once:\n{stdout}"
+        finished = [r for r in runs if r.data.tags.get("housing.step") == step and r.info.status == "FINISHED"]
+        assert len(finished) == 1, step
+    assert "of a concurrent pipeline" in stdout  # the other one waited on a claim, then reused
     (version,) = client.search_model_versions("name='concurrent_model'")
     assert version.tags["housing.registration"] == "complete"
     claims = client.search_registered_models("name LIKE 'housing-mlops.claim.%'")
