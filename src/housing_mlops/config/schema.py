@@ -22,6 +22,7 @@ from housing_mlops.config.modeling import FeaturesConfig, ImputeConfig, ModelsCo
 from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
 from housing_mlops.config.serving import ServingConfig
+from housing_mlops.config.webhook import WebhookConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.pipeline.dag import STEPS
 
@@ -91,6 +92,7 @@ class Config:
     serving: ServingConfig
     monitor: MonitorConfig
     capture: CaptureConfig
+    webhook: WebhookConfig
     tracking: TrackingConfig
     pipeline: PipelineConfig
     wandb: WandbConfig
@@ -111,6 +113,7 @@ class Config:
             self.serving,
             self.monitor,
             self.capture,
+            self.webhook,
             self.pipeline,
             self.wandb,
         ):
