@@ -81,6 +81,7 @@ def on_champion(client: MlflowClient, cfg: Config, version: str, how: str) -> Ou
     if past and past[-1] == version:
         return Outcome(False, f"{name} v{version} is champion; already in {registry.HISTORY_TAG}: nothing to do")
     previous = past[-1] if past else None
+    started = time.perf_counter()
     try:
         verdict = champion.judge(client, cfg, version, previous)
     except HousingError as exc:  # e.g. a version registered by hand, without a sealed test set
@@ -98,7 +99,7 @@ def on_champion(client: MlflowClient, cfg: Config, version: str, how: str) -> Ou
     return Outcome(
         True,
         f"{name}: champion moved by hand from {since} to v{version} ({how}): recorded in {registry.HISTORY_TAG}; "
-        f"{VERDICT_TAG}={label}: {reason}",
+        f"{VERDICT_TAG}={label} (gate {time.perf_counter() - started:.1f} s): {reason}",
     )
 
 
