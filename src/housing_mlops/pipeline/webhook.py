@@ -287,7 +287,15 @@ def ensure_webhook(client: MlflowClient, cfg: WebhookConfig, secret: str) -> str
     events: list[WebhookEventStr | WebhookEvent] = [WebhookEvent(*event.split(".", 1)) for event in cfg.events]
     description = "housing-mlops: records, gate-checks and tags every champion move (make webhook)"
     try:
-        existing = [w for w in _webhooks(client) if w.name == cfg.name]
+        listed = _webhooks(client)
+    except MlflowException as exc:  # listing decrypts every stored secret
+        raise HousingError(
+            f"the MLflow server at {uri} cannot list its webhooks ({str(exc).splitlines()[0][:200]}): a server "
+            "restarted without MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY cannot read the secrets it stored; "
+            "give it a fixed key (README: Promoting in the UI)"
+        ) from exc
+    try:
+        existing = [w for w in listed if w.name == cfg.name]
         if existing:
             hook = client.update_webhook(existing[0].webhook_id, url=url, events=events, secret=secret, status="ACTIVE")
             done = "updated"
