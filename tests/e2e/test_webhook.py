@@ -206,31 +206,38 @@ def test_make_webhook_fails_in_one_line_without_secret_or_against_a_server_that_
     stack: Stack, tmp_path: Path
 ) -> None:
     command = [str(BIN / "python"), "-m", "steps.webhook"]
+    # the Makefile's retry settings: a failing server is reported in seconds
     env = {k: v for k, v in stack.store.env.items() if k != "HOUSING_WEBHOOK_SECRET"}
-    done = subprocess.run(
-        command,
-        env=env | {"MLFLOW_TRACKING_URI": stack.server.url},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    env |= {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1"}
+
+    def make_webhook(server_url: str, secret: bool = True) -> str:
+        extra = {"MLFLOW_TRACKING_URI": server_url} | ({"HOUSING_WEBHOOK_SECRET": SECRET} if secret else {})
+        done = subprocess.run(command, env=env | extra, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 1, done.stdout + done.stderr
+        return done.stderr.strip().splitlines()[-1]
+
+    assert make_webhook(stack.server.url, secret=False).startswith(
+        "error: [webhook] environment variable HOUSING_WEBHOOK_SECRET"
     )
-    assert done.returncode == 1
-    assert (
-        done.stderr.strip().splitlines()[-1].startswith("error: [webhook] environment variable HOUSING_WEBHOOK_SECRET")
-    )
-    # a tracking server started without the MLFLOW_WEBHOOK_* settings refuses an http/loopback receiver
+    # the same store served without the MLFLOW_WEBHOOK_* settings refuses an http/loopback receiver
     plain = MlflowServer(stack.store, tmp_path)
+    key = stack.server.env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
     plain.env = {k: v for k, v in plain.env.items() if not k.startswith("MLFLOW_WEBHOOK_")}
+    plain.env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = key
     plain.start()
     try:
-        done = subprocess.run(
-            command, env=env | {"MLFLOW_TRACKING_URI": plain.url, "HOUSING_WEBHOOK_SECRET": SECRET},
-            cwd=ROOT, capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
+        last = make_webhook(plain.url)
     finally:
         plain.stop()
-    assert done.returncode == 1
-    last = done.stderr.strip().splitlines()[-1]
     assert "refused webhook housing-mlops-champion" in last
     assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https" in last
+    # and served without the key that encrypted the stored secret, it cannot even list its webhooks
+    keyless = MlflowServer(stack.store, tmp_path)
+    keyless.env = {k: v for k, v in keyless.env.items() if k != "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"}
+    keyless.start()
+    try:
+        last = make_webhook(keyless.url)
+    finally:
+        keyless.stop()
+    assert "cannot list its webhooks" in last
+    assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in last
