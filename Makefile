@@ -129,6 +129,12 @@ monitor: $(VENV)/.installed ## check BATCH=file.csv|.parquet|URL (default: the c
 
 # The UI's server also sends registry webhooks: to `make webhook`'s receiver on loopback over plain
 # http, which MLflow refuses unless these two allow it (the server itself listens on loopback only).
+# It stores webhook secrets encrypted with a Fernet key; without a fixed one each start draws its
+# own and cannot read them back, so one is kept in WEBHOOK_KEY_FILE (git-ignored, created once).
+WEBHOOK_KEY_FILE ?= $(CURDIR)/.mlflow-webhook-key
 ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000 (sends webhooks to make webhook on loopback)
+	@test -s "$(WEBHOOK_KEY_FILE)" || (umask 077 && $(BIN)/python -c \
+		"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > "$(WEBHOOK_KEY_FILE)")
 	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
+		MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$${MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY:-$$(cat "$(WEBHOOK_KEY_FILE)")}" \
 		$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
