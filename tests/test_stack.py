@@ -78,18 +78,18 @@ def test_the_server_stores_runs_in_the_db_service_and_artifacts_on_a_volume() ->
     assert server["environment"]["PGPASSWORD"] == db["environment"]["POSTGRES_PASSWORD"]
     assert server["depends_on"]["db"]["condition"] == "service_healthy"
     destination = words[words.index("--artifacts-destination") + 1]
-    mounts = {m.split(":")[1]: m.split(":")[0] for s in stack["services"].values() for m in s["volumes"]}
+    mounts = {m.split(":")[1]: m.split(":")[0] for s in stack["services"].values() for m in s.get("volumes", [])}
     assert mounts[destination] in stack["volumes"]  # a named volume, declared
     assert mounts["/var/lib/postgresql/data"] in stack["volumes"]
-    named = {m.split(":")[0] for s in stack["services"].values() for m in s["volumes"] if not m.startswith(".")}
+    named = {m.split(":")[0] for s in stack["services"].values() for m in s.get("volumes", []) if not m.startswith(".")}
     assert named == set(stack["volumes"])
-    for mount in (m for s in stack["services"].values() for m in s["volumes"] if m.startswith("./")):
+    for mount in (m for s in stack["services"].values() for m in s.get("volumes", []) if m.startswith("./")):
         assert (STACK / mount.split(":")[0]).is_file(), mount
 
 
 def test_ports_are_bound_to_loopback_by_default() -> None:
     for name, service in compose()["services"].items():
-        for port in service["ports"]:
+        for port in service.get("ports", []):
             host, _, _ = with_defaults(port).split(":")
             assert host == "127.0.0.1", f"{name} publishes {port} beyond this machine by default"
 
@@ -101,7 +101,7 @@ def test_images_and_driver_are_pinned_to_the_project_versions() -> None:
     assert f'"psycopg[binary]=={pinned("psycopg")}"' in services["mlflow"]["command"][-1]
 
 
-def test_both_services_have_healthchecks_and_the_server_runs_no_job_workers() -> None:
+def test_every_service_has_a_healthcheck_and_the_server_runs_no_job_workers() -> None:
     services = compose()["services"]
     for name, service in services.items():
         assert service["healthcheck"]["test"], name
@@ -161,3 +161,51 @@ def test_the_optional_flags_appear_only_when_their_variable_is_set(env: dict[str
     words = server_words()
     always = words[: next(i for i, w in enumerate(words) if w.startswith("$"))]  # the optional ones come last
     assert argv == always + extra
+
+
+def receiver_options() -> list[str]:
+    """The Hydra overrides the webhook service passes to `python -m steps.webhook` (its optional ones empty)."""
+    script = compose()["services"]["webhook"]["command"][-1]
+    words = shlex.split(script.replace("$${WEBHOOK_HYDRA}", ""))
+    assert words[:4] == ["exec", "python", "-m", "steps.webhook"]
+    return shlex.split(words[words.index("--hydra-options") + 1])
+
+
+def test_the_webhook_service_is_the_receiver_on_the_compose_network() -> None:
+    stack = compose()
+    hook = stack["services"]["webhook"]
+    assert "ports" not in hook  # only the mlflow service posts to it, over the compose network
+    assert urlsplit(hook["environment"]["MLFLOW_TRACKING_URI"]).hostname == "mlflow"
+    assert hook["depends_on"]["mlflow"]["condition"] == "service_healthy"
+    cfg, _ = load_config(ROOT / "config", receiver_options())  # the overrides are valid config
+    target = urlsplit(cfg.webhook.target())
+    assert (target.scheme, target.hostname, target.port) == ("http", "webhook", cfg.webhook.port)
+    assert cfg.webhook.host == "0.0.0.0"
+    assert f"127.0.0.1:{cfg.webhook.port}/health" in hook["healthcheck"]["test"][-1]
+    assert cfg.webhook.secret_env in hook["environment"]
+    assert hook["environment"][cfg.webhook.secret_env].startswith("${HOUSING_WEBHOOK_SECRET:?")
+    assert cfg.webhook.dispatch.token_env in hook["environment"]
+
+
+def test_the_server_may_post_over_http_to_a_private_address_and_keeps_its_secrets_readable() -> None:
+    """MLflow refuses http and private/loopback webhook targets unless told (its SSRF guard), and
+    encrypts stored webhook secrets with a key it draws per process unless one is given."""
+    env = compose()["services"]["mlflow"]["environment"]
+    assert "http" in env["MLFLOW_WEBHOOK_ALLOWED_SCHEMES"].split(",")
+    assert env["MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS"] == "true"
+    assert env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"].startswith("${MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY:?")
+
+
+def test_the_receiver_image_runs_the_project_and_its_build_context_leaves_local_state_out() -> None:
+    build = compose()["services"]["webhook"]["build"]
+    context = (STACK / build["context"]).resolve()
+    assert context == ROOT
+    dockerfile = context / build["dockerfile"]
+    text = dockerfile.read_text()
+    assert 'CMD ["python", "-m", "steps.webhook"]' in text
+    for copied in re.findall(r"^COPY (\S+)", text, flags=re.MULTILINE):
+        assert (context / copied).exists(), copied
+    ignore = Path(f"{dockerfile}.dockerignore").read_text().splitlines()
+    assert ignore[ignore.index("*")] == "*"  # everything out, then only what the image copies
+    assert "config/stack/.env" in ignore
+    assert "!src/" in ignore

@@ -19,7 +19,7 @@ import pytest
 
 import housing_mlops.config
 import housing_mlops.features
-from housing_mlops.config import capture, data, modeling, monitor, registry, schema, serving
+from housing_mlops.config import capture, data, modeling, monitor, registry, schema, serving, webhook
 from housing_mlops.config.loading import load_config
 from housing_mlops.errors import ConfigError
 from housing_mlops.features.imputation import PARAMS, make_imputer
@@ -61,7 +61,7 @@ def test_every_schema_dataclass_is_reached_and_classified() -> None:
     sections, entries = schema_classes()
     declared = {
         c
-        for module in (capture, data, modeling, monitor, registry, schema, serving)
+        for module in (capture, data, modeling, monitor, registry, schema, serving, webhook)
         for c in vars(module).values()
         if inspect.isclass(c) and dataclasses.is_dataclass(c) and c.__module__ == module.__name__
     }

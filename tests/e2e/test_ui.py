@@ -3,17 +3,18 @@
 `mlflow server` on loopback over a copy of the session's trained store with a second version;
 headless Chromium, driven by Playwright, opens the registered model and the version page, reads
 the gate's verdict in the model card, and moves `champion` with the UI's own alias editor (no
-API call). `make predict` then scores with the new champion; `make rollback` moves it back and
+API call). The server sends the move to `make webhook`'s receiver, which records it in the champion
+history and tags the version `promotion.verdict=manual-override` (the gate held v2), and the UI
+shows the tag. `make predict` then scores with the new champion; `make rollback` moves it back and
 the UI shows it. A screenshot of every step is kept in the test's folder, named in any failure.
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
 import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import BIN, FAST_OPTIONS, MODEL, ROOT, Store, Trained
-from tests.e2e.served import free_port
+from tests.conftest import FAST_OPTIONS, MODEL, ROOT, Store, Trained
+from tests.e2e.hooks import MlflowServer, Receiver, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ui]
 # Debian's chromium (.ci/run installs it), else Google Chrome (GitHub's runners have it), else HOUSING_BROWSER
@@ -47,30 +48,20 @@ def browser() -> str:
 
 
 @pytest.fixture
-def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str]]:
-    """A copy of the trained store with v2 registered (the gate holds it), served by `mlflow server`."""
+def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str, Receiver]]:
+    """A copy of the trained store with v2 registered (the gate holds it), served by `mlflow server`
+    (webhooks to loopback allowed), and `make webhook`'s receiver listening to it."""
     store = trained.copy(tmp_path / "store")
     store.mlflow_run("-P", "steps=register", hydra=f"{FAST_OPTIONS} pipeline.force=[register]")
-    port = free_port()
-    command = [str(BIN / "mlflow"), "server", "--backend-store-uri", store.uri, "--host", "127.0.0.1"]
-    command += ["--port", str(port), "--workers", "1"]
-    env = store.env | {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(store, tmp_path)
+    receiver = Receiver(store, server, tmp_path)
     try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/health", timeout=1)
-                break
-            except OSError:
-                assert server.poll() is None, "mlflow server exited"
-                assert time.monotonic() < deadline, "mlflow server did not answer /health within 90 s"
-                time.sleep(0.5)
-        yield store, url
+        server.start()
+        receiver.start()
+        yield store, server.url, receiver
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        receiver.stop()
+        server.stop()
 
 
 def make(store: Store, *args: str) -> subprocess.CompletedProcess:
@@ -89,10 +80,10 @@ def aliases_on(page: Any) -> list[str]:
 
 
 def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
-    ui_server: tuple[Store, str], tmp_path: Path
+    ui_server: tuple[Store, str, Receiver], tmp_path: Path
 ) -> None:
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed: make install")
-    store, url = ui_server
+    store, url, receiver = ui_server
     client = store.client
     assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
     assert client.get_model_version(MODEL, "2").tags["promotion.verdict"] == "hold"
@@ -132,6 +123,20 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             page.screenshot(path=shots / "4-version-2-champion.png")
             assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
 
+            step = "the receiver records the move"
+
+            def history() -> list[str]:
+                return json.loads(client.get_registered_model(MODEL).tags.get("champion_history", "[]"))
+
+            wait_for(lambda: history() == ["1", "2"], "the UI's move in champion_history")
+            tags = client.get_model_version(MODEL, "2").tags
+            assert tags["promotion.verdict"] == "manual-override"
+            assert "does not beat champion v1" in tags["promotion.reason"]
+            assert "champion moved by hand from v1 to v2" in receiver.text()
+            page.reload()
+            page.get_by_text("manual-override").first.wait_for(timeout=30_000)  # the version's tags show it
+            page.screenshot(path=shots / "4b-version-2-manual-override.png")
+
             step = "predict with the new champion"
             source, out = tmp_path / "in.csv", tmp_path / "out.csv"
             pd.read_csv(store.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(20).to_csv(
@@ -143,6 +148,7 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             step = "rollback"
             make(store, "rollback")
             assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
+            assert history() == ["1"]
             page.goto(f"{url}/#/models/{MODEL}/versions/1")
             assert aliases_on(page) == ["champion"]
             page.screenshot(path=shots / "5-version-1-after-rollback.png")

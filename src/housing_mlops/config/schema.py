@@ -29,6 +29,7 @@ from housing_mlops.config.modeling import (
 from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
 from housing_mlops.config.serving import ServingConfig
+from housing_mlops.config.webhook import WebhookConfig
 from housing_mlops.errors import ConfigError
 from housing_mlops.pipeline.dag import STEPS
 
@@ -98,6 +99,7 @@ class Config:
     serving: ServingConfig
     monitor: MonitorConfig
     capture: CaptureConfig
+    webhook: WebhookConfig
     tracking: TrackingConfig
     pipeline: PipelineConfig
     wandb: WandbConfig
@@ -118,6 +120,7 @@ class Config:
             self.serving,
             self.monitor,
             self.capture,
+            self.webhook,
             self.pipeline,
             self.wandb,
         ):

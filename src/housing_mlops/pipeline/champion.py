@@ -17,6 +17,24 @@ from housing_mlops.data.source import read_table
 from housing_mlops.errors import HousingError
 from housing_mlops.monitoring import inference_log
 from housing_mlops.registry import store as registry
+from housing_mlops.registry.gate import Verdict
+
+# the gate's whole verdict (JSON) on a version promoted by hand, or moved to by hand (pipeline/webhook.py)
+MANUAL_VERDICT_TAG = "promotion.manual_verdict"
+
+
+def judge(client: MlflowClient, cfg: Config, version: str, champion: str | None) -> Verdict:
+    """The gate's verdict on `version` against version `champion` (None: no champion).
+
+    Both are scored now on the sealed test set `version` was scored on at registration, as
+    `register` and `promote` do; the webhook receiver asks it about a move already made.
+    """
+    name = cfg.registry.model_name
+    split_run = registry.sealed_test_run(client, name, version)
+    test = pd.read_parquet(client.download_artifacts(split_run, "test.parquet"))
+    X, y = test[cfg.data.features()], test[cfg.data.target]
+    challenger = registry.contender(client, name, version, X, y)
+    return registry.compare(client, name, challenger, champion, X, y, cfg.registry)
 
 
 def promote(client: MlflowClient, cfg: Config, version: str, force: bool) -> str:
@@ -27,13 +45,9 @@ def promote(client: MlflowClient, cfg: Config, version: str, force: bool) -> str
     if force:
         registry.set_champion(client, name, version, "forced by hand (-P force=true)")
         return f"v{version} is champion (forced, gate skipped)"
-    # the gate scores both versions on the sealed test set the challenger was scored on
-    split_run = registry.sealed_test_run(client, name, version)
-    test = pd.read_parquet(client.download_artifacts(split_run, "test.parquet"))
-    X, y = test[cfg.data.features()], test[cfg.data.target]
-    challenger = registry.contender(client, name, version, X, y)
-    verdict = registry.gate(client, name, challenger, X, y, cfg.registry)
-    client.set_model_version_tag(name, version, "promotion.manual_verdict", json.dumps(verdict.to_dict()))
+    current = registry.version_by_alias(client, name, registry.CHAMPION)
+    verdict = judge(client, cfg, version, None if current is None else str(current.version))
+    client.set_model_version_tag(name, version, MANUAL_VERDICT_TAG, json.dumps(verdict.to_dict()))
     if not verdict.promote:
         raise HousingError(f"gate refused v{version}: {verdict.reason} (use -P force=true to override)")
     registry.set_champion(client, name, version, verdict.reason)

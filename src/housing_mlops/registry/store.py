@@ -1,5 +1,6 @@
 """Model Registry operations on aliases (never stages): champion, challenger, history."""
 
+import contextlib
 import json
 from typing import Any
 
@@ -39,15 +40,44 @@ def history(client: MlflowClient, name: str) -> list[str]:
 
 
 def set_champion(client: MlflowClient, name: str, version: str, reason: str) -> None:
-    """Move `champion` to `version` and append it to the alias history."""
-    past = history(client, name)
+    """Move `champion` to `version` and append it to the alias history.
+
+    The history is written before the alias moves: the webhook receiver (pipeline/webhook.py),
+    told of the move, finds it recorded and knows the pipeline made it (through the gate, forced,
+    or a rollback), not a person in the UI. Should the alias not move, the history is put back.
+    """
+    before = history(client, name)
+    past = list(before)
     current = version_by_alias(client, name, CHAMPION)
     if current is not None and (not past or past[-1] != str(current.version)):
         past.append(str(current.version))  # a champion set by hand in the UI joins the history
-    past.append(str(version))
-    client.set_registered_model_alias(name, CHAMPION, str(version))
+    if not past or past[-1] != str(version):  # promoting the champion again is no new move
+        past.append(str(version))
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    try:
+        client.set_registered_model_alias(name, CHAMPION, str(version))
+    except BaseException:
+        _restore_history(client, name, before)
+        raise
     client.set_model_version_tag(name, str(version), "promotion.reason", reason[:5000])
+
+
+def _restore_history(client: MlflowClient, name: str, past: list[str]) -> None:
+    """Best effort: a store that just failed may fail again, and the caller's error is the one to see."""
+    with contextlib.suppress(MlflowException):
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+
+
+def record_champion(client: MlflowClient, name: str, version: str) -> bool:
+    """Append `version` to the alias history unless it is the last entry; return whether it was appended.
+
+    For moves made outside the pipeline (the UI, the REST API), which `set_champion` never saw.
+    """
+    past = history(client, name)
+    if past and past[-1] == str(version):
+        return False
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps([*past, str(version)]))
+    return True
 
 
 def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
@@ -61,8 +91,9 @@ def rollback(client: MlflowClient, name: str) -> tuple[str, str]:
     if not past:
         raise HousingError(f"model '{name}': no earlier champion in tag '{HISTORY_TAG}' to roll back to")
     previous = past[-1]
-    client.set_registered_model_alias(name, CHAMPION, previous)
+    # history first, as in set_champion: the webhook receiver then sees a move it need not record
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
+    client.set_registered_model_alias(name, CHAMPION, previous)
     client.set_model_version_tag(name, previous, "promotion.reason", f"rollback from v{current.version}")
     return current.version, previous
 
@@ -95,9 +126,9 @@ def discard(client: MlflowClient, name: str, version: str) -> None:
         past = history(client, name)
         while past and past[-1] == version:
             past.pop()
+        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))  # before the alias: see set_champion
         if past:
             client.set_registered_model_alias(name, CHAMPION, past[-1])
-        client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(past))
     client.delete_model_version(name, version)
 
 
@@ -181,10 +212,26 @@ def gate(
     versions row by row on them (a paired bootstrap of the wMAPE difference).
     """
     current = version_by_alias(client, name, CHAMPION)
-    champion = None
-    if current is not None and str(current.version) != challenger.version:
-        champion = contender(client, name, current.version, X, y)
-    return decide(challenger, champion, y, cfg)
+    return compare(client, name, challenger, None if current is None else str(current.version), X, y, cfg)
+
+
+def compare(
+    client: MlflowClient,
+    name: str,
+    challenger: Contender,
+    champion: str | None,
+    X: pd.DataFrame,
+    y: pd.Series,
+    cfg: RegistryConfig,
+) -> Verdict:
+    """The gate against version `champion` (None: no champion), scored now on (X, y).
+
+    `gate` names the current champion; a move the alias has already made names the one before it.
+    """
+    against = None
+    if champion is not None and str(champion) != challenger.version:
+        against = contender(client, name, str(champion), X, y)
+    return decide(challenger, against, y, cfg)
 
 
 def sealed_test_run(client: MlflowClient, name: str, version: str) -> str:
