@@ -5,16 +5,16 @@ headless Chromium, driven by Playwright, opens the registered model and the vers
 the gate's verdict in the model card, and moves `champion` with the UI's own alias editor (no
 API call). The server sends the move to `make webhook`'s receiver, which records it in the champion
 history and tags the version `promotion.verdict=manual-override` (the gate held v2), and the UI
-shows the tag. `make predict` then scores with the new champion; `make rollback` moves it back and
-the UI shows it. A screenshot of every step is kept in the test's folder, named in any failure.
+shows the tag. A running `make serve` (following champion every second) answers with v2 without a
+restart, and `make predict` scores with it; `make rollback` moves it back, the UI shows it and
+serving follows, with no failed request on the way. A screenshot of every step is kept in the
+test's folder, named in any failure.
 """
 
 import json
 import os
 import re
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from tests.conftest import FAST_OPTIONS, MODEL, ROOT, Store, Trained
+from tests.conftest import MODEL, ROOT, Store, Trained
 from tests.e2e.hooks import MlflowServer, Receiver, wait_for
+from tests.e2e.served import frame_body, make, post_with_headers, register_again, serving
 
 pytestmark = [pytest.mark.e2e, pytest.mark.ui]
 # Debian's chromium (.ci/run installs it), else Google Chrome (GitHub's runners have it), else HOUSING_BROWSER
@@ -52,7 +53,7 @@ def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str, Re
     """A copy of the trained store with v2 registered (the gate holds it), served by `mlflow server`
     (webhooks to loopback allowed), and `make webhook`'s receiver listening to it."""
     store = trained.copy(tmp_path / "store")
-    store.mlflow_run("-P", "steps=register", hydra=f"{FAST_OPTIONS} pipeline.force=[register]")
+    register_again(store)
     server = MlflowServer(store, tmp_path)
     receiver = Receiver(store, server, tmp_path)
     try:
@@ -62,14 +63,6 @@ def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str, Re
     finally:
         receiver.stop()
         server.stop()
-
-
-def make(store: Store, *args: str) -> subprocess.CompletedProcess:
-    venv = Path(sys.prefix)
-    cmd = ["make", "-C", str(ROOT), f"VENV={venv}", "-o", f"{venv}/.installed", *args]
-    done = subprocess.run(cmd, env=store.env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"make {' '.join(args)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
-    return done
 
 
 def aliases_on(page: Any) -> list[str]:
@@ -89,8 +82,20 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
     assert client.get_model_version(MODEL, "2").tags["promotion.verdict"] == "hold"
     shots = tmp_path / "screenshots"
     shots.mkdir()
+    rows = pd.read_csv(store.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(20)
+    answers: list[tuple[int, str]] = []
 
-    with sync_api.sync_playwright() as playwright:
+    def served_version(serve_url: str) -> str:
+        """The version `make serve` answers with now; every answer is kept to check none failed."""
+        status, _, headers = post_with_headers(serve_url, frame_body(rows))
+        answers.append((status, headers.get("x-model-version", "")))
+        return answers[-1][1]
+
+    # `make serve`, following champion every second, runs through the whole test
+    with (
+        serving(store, hydra="serving.poll_s=1", log=tmp_path / "serve.log") as serve_url,
+        sync_api.sync_playwright() as playwright,
+    ):
         chromium = playwright.chromium.launch(executable_path=browser(), args=BROWSER_ARGS)
         page = chromium.new_page(viewport={"width": 1400, "height": 1000})
         step = "start"
@@ -137,11 +142,12 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             page.get_by_text("manual-override").first.wait_for(timeout=30_000)  # the version's tags show it
             page.screenshot(path=shots / "4b-version-2-manual-override.png")
 
+            step = "make serve follows the new champion, no restart"
+            wait_for(lambda: served_version(serve_url) == "2", "make serve answering with v2")
+
             step = "predict with the new champion"
             source, out = tmp_path / "in.csv", tmp_path / "out.csv"
-            pd.read_csv(store.env["HOUSING_DATA_SOURCE"]).drop(columns="median_house_value").head(20).to_csv(
-                source, index=False
-            )
+            rows.to_csv(source, index=False)
             make(store, "predict", f"INPUT={source}", f"OUTPUT={out}")
             assert set(pd.read_csv(out)["model_version"].astype(str)) == {"2"}
 
@@ -154,6 +160,11 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             page.screenshot(path=shots / "5-version-1-after-rollback.png")
             page.goto(f"{url}/#/models/{MODEL}/versions/2")
             assert aliases_on(page) == ["challenger"]
+            wait_for(lambda: served_version(serve_url) == "1", "make serve answering with v1 after the rollback")
+            assert {status for status, _ in answers} == {200}, "no failed request while serving followed"
+            # answers only ever moved forward: v1 until the first poll after the UI's move, v2, v1 again
+            changes = [v for k, (_, v) in enumerate(answers) if k == 0 or v != answers[k - 1][1]]
+            assert changes in (["1", "2", "1"], ["2", "1"]), changes
         except Exception as exc:
             page.screenshot(path=shots / "failed.png")
             kept = shutil.copytree(shots, ROOT / ".pytest-ui-screenshots", dirs_exist_ok=True)
