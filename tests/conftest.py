@@ -127,6 +127,7 @@ def make_store(directory: Path, data: Path) -> Store:
 LONGEST_FIRST = (
     "e2e/test_concurrency.py",
     "e2e/test_postgres.py",
+    "e2e/test_sweep_load.py",
     "e2e/test_registry.py",
     "e2e/test_faults.py",
     "e2e/test_gate_load.py",
