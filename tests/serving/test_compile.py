@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from skl2onnx import update_registered_converter
+from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from housing_mlops.config.schema import Config
@@ -17,7 +18,7 @@ from housing_mlops.features.spec import feature_spec_for
 from housing_mlops.features.transformers import RatioFeatures
 from housing_mlops.modeling.zoo import estimator_from, make_pipeline
 from housing_mlops.serving import converters, parity, variants
-from housing_mlops.serving.compile import compile_pipeline
+from housing_mlops.serving.compile import align_thresholds, compile_pipeline
 from housing_mlops.serving.runtime import CompiledModel
 
 HGB = ("sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 60, "random_state": 0})
@@ -189,3 +190,23 @@ def test_a_runtime_that_answers_a_row_alone_differently_fails_parity(
     )
     assert not strict.passed
     assert strict.reason.startswith("max relative error 0.001 > serving.max_rel_error 0.0001 on each test row alone")
+
+
+def test_an_aligned_threshold_keeps_headroom_within_the_graphs_own_error() -> None:
+    """A threshold training rows hold, an unseen value ~100 ulps above it (sklearn rounded apart a
+    value mathematically equal to it): it goes right in sklearn, and must in the aligned model."""
+    t = 0.6821121506270363  # the registered model's threshold on geo__cluster_0_similarity
+    x = np.repeat([0.5, t, 0.9], 40).reshape(-1, 1)
+    y = (x[:, 0] > t).astype(np.float64)
+    # max_bins=2 over three values: the one bin threshold is the median, t itself, held by 40 rows
+    model = HistGradientBoostingRegressor(max_bins=2, max_iter=1, learning_rate=1.0, min_samples_leaf=1)
+    model.fit(x, y)
+    assert model._predictors[0][0].nodes["num_threshold"][0] == t
+    above = np.array([[t + 135 * np.spacing(t)]])  # row 524 of the full-data test set
+    exact = align_thresholds(model, x, x.copy())  # a graph that computes this feature exactly
+    assert exact.predict(above) == model.predict(above) == model.predict([[0.9]])
+    # where the graph is ~1,000 ulps off on this feature, the headroom grows with it: a row alone
+    # may compute a little further up than any row of the reference batch and still go left
+    off = x * (1 + 1000 * np.finfo(np.float64).eps)
+    loose = align_thresholds(model, x, off)
+    assert loose.predict([[t * (1 + 1500 * np.finfo(np.float64).eps)]]) == model.predict([[t]])

@@ -191,9 +191,24 @@ def _run(onx: onnx.ModelProto, frame: pd.DataFrame, layout: ModelLayout) -> np.n
     return np.asarray(session(onx.SerializeToString(), 1).run(None, feeds(frame, layout))[0], dtype=np.float64)
 
 
-# relative headroom of an aligned threshold: 2**-40 ~ 9e-13, thousands of ulps, far below any gap
-# between two distinct training values of a feature
+# relative headroom of an aligned threshold, per feature: HEADROOM_FACTOR times the largest relative
+# difference between the graph's and sklearn's values of that feature on the reference rows, kept
+# within [MIN_HEADROOM, HEADROOM]. A fixed 2**-40 (thousands of ulps) is far below the gap between
+# two distinct training values, but not below the gap between a threshold and an unseen value that
+# is mathematically equal to it and rounded apart by sklearn: the geo similarity of a point whose
+# offsets from a cluster centre are a training point's swapped sits 135 ulps above the training
+# value (0.6821121506270513, threshold 0.6821121506270363); raised by 2**-40, the threshold sent
+# it left, sklearn right.
 HEADROOM = 2.0**-40
+MIN_HEADROOM = 4 * float(np.finfo(np.float64).eps)
+HEADROOM_FACTOR = 2.0
+
+
+def _headroom(expected: np.ndarray, computed: np.ndarray) -> float:
+    """The relative headroom of the thresholds of one feature (its columns of values)."""
+    known = np.isfinite(expected) & np.isfinite(computed) & (expected != 0)
+    error = np.abs(computed[known] - expected[known]) / np.abs(expected[known])
+    return float(np.clip(HEADROOM_FACTOR * error.max(initial=0.0), MIN_HEADROOM, HEADROOM))
 
 
 def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray) -> Any:
@@ -203,24 +218,26 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
     duplicated values), so a row whose feature equals a threshold goes left. The graph computes
     exp, log and means in another order than numpy, a few units in the last place apart; such a
     row would go right. Each threshold t that some reference rows hold exactly (`expected[:, j]
-    == t`) moves up to the largest value the graph computes for those rows. Other thresholds
-    are left as they are.
+    == t`) moves up to the largest value the graph computes for those rows, plus a headroom
+    relative to the graph's error on feature j (`_headroom`). Other thresholds are left as
+    they are.
     """
     aligned = copy.deepcopy(regressor)
-    ceilings = []
+    ceilings, headrooms = [], []
     for j in range(expected.shape[1]):
         frame = pd.DataFrame({"expected": expected[:, j], "computed": computed[:, j]})
         ceilings.append(frame.groupby("expected")["computed"].max())
+        headrooms.append(_headroom(expected[:, j], computed[:, j]))
 
     def align(features: np.ndarray, thresholds: np.ndarray, interior: np.ndarray) -> np.ndarray:
         out = thresholds.copy()
         for j in np.unique(features[interior]):
             at = interior & (features == j)
             ceiling = ceilings[int(j)].reindex(thresholds[at]).to_numpy()
-            # headroom above the largest value seen: ONNX Runtime's kernels can differ by an ulp or
-            # two with the batch size (a row alone vs in a batch), so the ceiling of one batch is
-            # not the ceiling of all
-            raised = ceiling + np.abs(ceiling) * HEADROOM
+            # headroom above the largest value seen: ONNX Runtime's kernels can differ with the
+            # batch size (a row alone vs in a batch: up to ~1,300 ulps on log1p of a small value,
+            # an ulp on a similarity), so the ceiling of one batch is not the ceiling of all
+            raised = ceiling + np.abs(ceiling) * headrooms[int(j)]
             out[at] = np.fmax(thresholds[at], raised)  # fmax: NaN (no row holds t) keeps t
         return out
 
