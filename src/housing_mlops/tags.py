@@ -27,6 +27,7 @@ CANDIDATE_STATUS_TAG = f"{TAG}.candidate.status"
 TRIAL_TAG = f"{TAG}.trial"
 TRIAL_STATE_TAG = f"{TAG}.trial.state"
 TRIAL_PRUNED_TAG = f"{TAG}.trial.pruned"  # where a pruned trial stopped, e.g. "at max_iter=50"
+TRIAL_REPORTED_METRIC = "reported_wmape"  # a trial run's metric: each value the pruner saw, at its step
 
 # register run
 MODEL_VERSION_TAG = f"{TAG}.model_version"

@@ -2,7 +2,9 @@
 sweep's study shared in PostgreSQL by separately started processes, and the bad URLs a team
 writes. One cluster and one server per session (tests/services.py); the smoke profile."""
 
+import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -298,7 +300,7 @@ def test_server_killed_mid_register_fails_naming_it_and_a_rerun_registers_once(
 
 @pytest.mark.faults
 def test_two_cold_pipelines_from_two_directories_run_each_step_once_and_register_one_version(
-    first_run: FirstRun, services: Services, tmp_path: Path
+    first_run: FirstRun, services: Services, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     """Nothing is cached for them (an experiment of their own), so both need every step. Each has
     its own TMPDIR, so the file lock of one machine cannot coordinate them: only the claims on the
@@ -307,8 +309,11 @@ def test_two_cold_pipelines_from_two_directories_run_each_step_once_and_register
     hydra = f"{pipeline_hydra(services)} tracking.experiment_name=concurrent registry.model_name=concurrent_model"
     processes = []
     for machine in ("a", "b"):
-        (tmp_path / machine / "tmp").mkdir(parents=True)
-        env = store.env | {"TMPDIR": str(tmp_path / machine / "tmp")}
+        (tmp_path / machine).mkdir()
+        # short: select's forkserver puts a Unix socket in TMPDIR, whose path may not pass 107 bytes
+        tmp = tempfile.mkdtemp(prefix=f"hm-{machine}-", dir="/tmp")
+        request.addfinalizer(lambda tmp=tmp: shutil.rmtree(tmp, ignore_errors=True))
+        env = store.env | {"TMPDIR": tmp}
         processes.append(
             subprocess.Popen(
                 store.command(hydra=hydra),

@@ -28,7 +28,14 @@ from housing_mlops.pipeline import tracking
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.dag import STEPS
 from housing_mlops.pipeline.hooks import StepHook
-from housing_mlops.tags import KEY_TAG, UPSTREAM_TAG, WANDB_DIR_TAG, WANDB_RUN_TAG, WANDB_URL_TAG
+from housing_mlops.tags import (
+    KEY_TAG,
+    TRIAL_REPORTED_METRIC,
+    UPSTREAM_TAG,
+    WANDB_DIR_TAG,
+    WANDB_RUN_TAG,
+    WANDB_URL_TAG,
+)
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,8 @@ def trial_specs(trials: Iterable[FrozenTrial], group: str, sweep_run_id: str, st
             summary["cv_wmape"] = float(trial.value)
         if trial.duration is not None:
             summary["duration_s"] = trial.duration.total_seconds()
+        if trial.intermediate_values:  # MLflow's latest value of the curve: the one at the last step
+            summary[TRIAL_REPORTED_METRIC] = float(trial.intermediate_values[max(trial.intermediate_values)])
         summary["state"] = state
         reason = trial.system_attrs.get("fail_reason") if state == "FAIL" else None
         specs.append(

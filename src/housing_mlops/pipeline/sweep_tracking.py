@@ -16,11 +16,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from housing_mlops.modeling import tuning
 from housing_mlops.modeling.sweep_report import grid_score, study_plots
-from housing_mlops.tags import ERROR_TAG, TRIAL_PRUNED_TAG, TRIAL_STATE_TAG, TRIAL_TAG
+from housing_mlops.tags import ERROR_TAG, TRIAL_PRUNED_TAG, TRIAL_REPORTED_METRIC, TRIAL_STATE_TAG, TRIAL_TAG
 
 log = logging.getLogger(__name__)
-
-REPORTED_METRIC = "reported_wmape"  # per trial run: each value the pruner saw, at its step
 
 RUN_STATUS = {
     TrialState.COMPLETE: "FINISHED",
@@ -61,7 +59,9 @@ def trial_logger(experiment_id: str, parent_run_id: str) -> Callable[[optuna.Stu
         if trial.duration is not None:
             metrics["duration_s"] = trial.duration.total_seconds()
         # what the pruner saw, step by step (a rung's boosting rounds, or a fold): a curve in the UI
-        reported = [Metric(REPORTED_METRIC, v, now, int(step)) for step, v in sorted(trial.intermediate_values.items())]
+        reported = [
+            Metric(TRIAL_REPORTED_METRIC, v, now, int(step)) for step, v in sorted(trial.intermediate_values.items())
+        ]
         client.log_batch(  # one request per trial, not one per value
             run_id,
             metrics=[Metric(k, v, now, 0) for k, v in metrics.items()] + reported,
