@@ -216,6 +216,14 @@ def test_make_webhook_fails_in_one_line_without_secret_or_against_a_server_that_
         assert done.returncode == 1, done.stdout + done.stderr
         return done.stderr.strip().splitlines()[-1]
 
+    def make_webhook_on(server: MlflowServer) -> str:
+        """`make webhook`'s last line against `server`, started for it and stopped after."""
+        server.start()
+        try:
+            return make_webhook(server.url)
+        finally:
+            server.stop()
+
     assert make_webhook(stack.server.url, secret=False).startswith(
         "error: [webhook] environment variable HOUSING_WEBHOOK_SECRET"
     )
@@ -224,20 +232,12 @@ def test_make_webhook_fails_in_one_line_without_secret_or_against_a_server_that_
     key = stack.server.env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"]
     plain.env = {k: v for k, v in plain.env.items() if not k.startswith("MLFLOW_WEBHOOK_")}
     plain.env["MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"] = key
-    plain.start()
-    try:
-        last = make_webhook(plain.url)
-    finally:
-        plain.stop()
+    last = make_webhook_on(plain)
     assert "refused webhook housing-mlops-champion" in last
     assert "MLFLOW_WEBHOOK_ALLOWED_SCHEMES=http,https" in last
     # and served without the key that encrypted the stored secret, it cannot even list its webhooks
     keyless = MlflowServer(stack.store, tmp_path)
     keyless.env = {k: v for k, v in keyless.env.items() if k != "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY"}
-    keyless.start()
-    try:
-        last = make_webhook(keyless.url)
-    finally:
-        keyless.stop()
+    last = make_webhook_on(keyless)
     assert "cannot list its webhooks" in last
     assert "MLFLOW_WEBHOOK_SECRET_ENCRYPTION_KEY" in last

@@ -144,12 +144,12 @@ class ModelsConfig:
         for name, model in self.zoo.items():
             module, _, cls = model.estimator.rpartition(".")
             try:
-                getattr(importlib.import_module(module), cls)
+                estimator = getattr(importlib.import_module(module), cls)
             except (ImportError, AttributeError, ValueError):
                 require(False, f"models.zoo.{name}.estimator", model.estimator, "an importable class")
             check_space(f"models.zoo.{name}.space", model.space)
             if model.fidelity is not None:
-                params = getattr(importlib.import_module(module), cls)().get_params()
+                params = estimator().get_params()
                 require(
                     model.fidelity in params and "warm_start" in params,
                     f"models.zoo.{name}.fidelity",
