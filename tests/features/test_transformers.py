@@ -228,6 +228,20 @@ def test_neighbour_target_with_duplicate_coordinates_still_excludes_the_row() ->
         assert 2 * out[i, 0] in others
 
 
+def test_neighbour_target_ties_go_to_the_lower_training_row_as_a_full_scan_finds_them() -> None:
+    rng = np.random.default_rng(0)
+    # few distinct places, many rows each: most k-th neighbours are tied with the (k+1)-th
+    places = rng.integers(0, 6, size=(400, 2)).astype(float) * 0.37
+    y = rng.normal(size=400)
+    queries = np.vstack([places[:50], rng.integers(0, 6, size=(50, 2)) * 0.37 + 0.1])
+    nt = NeighborTargetFeatures((3, 10, 30)).fit(places, y)
+    for query, got in zip(queries, nt.transform(queries), strict=True):
+        squared = ((places - query) ** 2).sum(axis=1)
+        by_distance_then_row = np.lexsort((np.arange(len(places)), squared))
+        want = [y[by_distance_then_row[:k]].mean() for k in (3, 10, 30)]
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
 def test_neighbour_target_needs_the_target() -> None:
     with pytest.raises(ValueError, match="needs the target y"):
         NeighborTargetFeatures((3,)).fit(np.zeros((4, 2)))
