@@ -137,12 +137,6 @@ def test_shares_add_up(total: int, workers: int, expected: list[int]) -> None:
     assert tuning.shares(total, workers) == expected
 
 
-def test_threads_are_split_between_workers() -> None:
-    assert tuning.threads_per_worker(1) is None, "one worker keeps OMP_NUM_THREADS and friends"
-    assert tuning.threads_per_worker(2) >= 1
-    assert tuning.threads_per_worker(10_000) == 1
-
-
 def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_features(cfg: Config) -> None:
     model = cfg.models.zoo["hist_gradient_boosting"]
     spec = feature_spec_from_config(cfg, n_clusters=35, gamma=2.5, imputer={"strategy": "median", "params": {}})

@@ -205,15 +205,6 @@ def cv_objective(
     return objective
 
 
-def threads_per_worker(n_workers: int) -> int | None:
-    """Native threads (OpenMP, BLAS) each of several workers may use: the cores split evenly.
-
-    More threads than cores makes OpenMP spin against itself (HistGradientBoosting fits run
-    ~10x slower). One worker keeps the process's own setting (e.g. OMP_NUM_THREADS): None.
-    """
-    return None if n_workers == 1 else max(1, len(os.sched_getaffinity(0)) // n_workers)
-
-
 def failure_reason(trial: optuna.trial.FrozenTrial) -> str:
     """Why a FAIL trial failed: the exception it raised, or the reason a resume recorded."""
     return str(trial.user_attrs.get(ERROR_ATTR) or trial.system_attrs.get("fail_reason", "unknown"))

@@ -29,6 +29,7 @@ from housing_mlops.config.modeling import ModelConfig, SweepConfig
 from housing_mlops.errors import ConfigError, SweepError
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling import study_store, tuning
+from housing_mlops.modeling.evaluation import threads_per_worker
 from housing_mlops.modeling.sweep_report import log_trial, sweep_record
 
 log = logging.getLogger(__name__)
@@ -149,7 +150,7 @@ def run_sweep(
         if not bar:
             logging.getLogger(_OPTUNA_TRIAL_LOG).addFilter(quiet)
         try:
-            with threadpool_limits(tuning.threads_per_worker(cfg.n_workers)):
+            with threadpool_limits(threads_per_worker(cfg.n_workers)):
                 if own_storage is not None and study_store.shared(str(storage_url)):
                     _claim_trials(mine, own_storage, objective, n_trials, cfg.n_trials, cfg.timeout_s, per_trial)
                     return
