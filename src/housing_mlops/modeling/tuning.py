@@ -5,7 +5,6 @@ a study that resumes from its storage.
 """
 
 import dataclasses
-import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
