@@ -26,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.steps:
         hydra_options = f"{hydra_options} pipeline.steps=[{args.steps}]".strip()
     try:
-        cfg, plain = load_config(ROOT / "config", parse_overrides(hydra_options))
+        # the zoo's classes are checked before the first model step that runs (run_pipeline):
+        # a fully cached re-run never imports scikit-learn
+        cfg, plain = load_config(ROOT / "config", parse_overrides(hydra_options), estimators=False)
         records = run_pipeline(cfg, plain, hydra_options, ROOT)
     except HousingError as exc:
         log.error(str(exc))

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from tests.conftest import FAST_OPTIONS, MODEL, Store, Trained, assert_digests_match, retrain
+from tests.conftest import FAST_OPTIONS, MODEL, TRAINED_HYDRA, Store, Trained, assert_digests_match, retrain
 from tests.e2e.served import frame_body, post, serving
 
 pytestmark = pytest.mark.e2e
@@ -139,6 +139,19 @@ def test_nothing_changed_retrain_reuses_every_step_and_registers_nothing(trained
             == run.info.run_id
             == first.data.tags[f"housing.step.{step}.run_id"]
         )
+
+
+def test_a_class_that_does_not_import_stops_the_pipeline_before_its_step(trained: Trained, tmp_path: Path) -> None:
+    """The zoo's classes are checked before the first model step that runs, not at start-up
+    (a fully cached re-run never imports scikit-learn): the error names the key, select never starts."""
+    store = trained.copy(tmp_path / "store")
+    typo = "models.zoo.lasso.estimator=sklearn.linear_model.Lassso"
+    done = store.mlflow_run(hydra=f"{TRAINED_HYDRA} {typo}", check=False)
+    assert done.returncode != 0
+    assert "models.zoo.lasso.estimator" in done.stderr and "an importable class" in done.stderr
+    assert "[select] running" not in done.stderr + done.stdout
+    assert len(store.runs("select")) == 1  # the trained store's own
+    assert len(store.client.search_model_versions(f"name='{MODEL}'")) == 1
 
 
 def test_unseen_category_and_missing_values_are_predicted(trained: Trained, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,8 +21,12 @@ def parse_overrides(hydra_options: str) -> list[str]:
         raise ConfigError(f"hydra_options {hydra_options!r} cannot be parsed: {exc}") from exc
 
 
-def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[str, Any]]:
-    """Compose config/ with overrides; return the validated object and its plain dict."""
+def load_config(config_dir: Path, overrides: list[str], estimators: bool = True) -> tuple[Config, dict[str, Any]]:
+    """Compose config/ with overrides; return the validated object and its plain dict.
+
+    `estimators` also imports and checks the model zoo's classes (`ModelsConfig.check_estimators`):
+    a caller that builds no model can leave that to the steps that do.
+    """
     try:
         with initialize_config_dir(config_dir=str(config_dir.resolve()), version_base="1.3"):
             try:
@@ -43,6 +47,8 @@ def load_config(config_dir: Path, overrides: list[str]) -> tuple[Config, dict[st
     if extra:
         raise ConfigError(f"config error: unknown key '{extra[0]}' (not in the schema)")
     cfg.validate()
+    if estimators:
+        cfg.models.check_estimators()
     return cfg, plain
 
 

@@ -142,12 +142,20 @@ class ModelsConfig:
             )
         require(self.grid in ("fast", "full"), "models.grid", self.grid, "fast | full")
         for name, model in self.zoo.items():
+            check_space(f"models.zoo.{name}.space", model.space)
+
+    def check_estimators(self) -> None:
+        """Raise ConfigError, naming the key, for a class that does not import or cannot grow its fidelity.
+
+        Apart from validate: importing the classes imports scikit-learn (~1 s), which only the steps
+        that build models need; a step that does not, and a fully cached re-run, never pay it.
+        """
+        for name, model in self.zoo.items():
             module, _, cls = model.estimator.rpartition(".")
             try:
                 estimator = getattr(importlib.import_module(module), cls)
             except (ImportError, AttributeError, ValueError):
                 require(False, f"models.zoo.{name}.estimator", model.estimator, "an importable class")
-            check_space(f"models.zoo.{name}.space", model.space)
             if model.fidelity is not None:
                 params = estimator().get_params()
                 require(
