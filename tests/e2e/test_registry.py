@@ -148,7 +148,8 @@ def test_a_class_that_does_not_import_stops_the_pipeline_before_its_step(trained
     typo = "models.zoo.lasso.estimator=sklearn.linear_model.Lassso"
     done = store.mlflow_run(hydra=f"{TRAINED_HYDRA} {typo}", check=False)
     assert done.returncode != 0
-    assert "models.zoo.lasso.estimator" in done.stderr and "an importable class" in done.stderr
+    assert "models.zoo.lasso.estimator" in done.stderr
+    assert "an importable class" in done.stderr
     assert "[select] running" not in done.stderr + done.stdout
     assert len(store.runs("select")) == 1  # the trained store's own
     assert len(store.client.search_model_versions(f"name='{MODEL}'")) == 1
