@@ -77,7 +77,7 @@ def cross_validate(
     called for its folds in order (for progress and pruning); an exception it raises stops the
     remaining rounds. Each of the n_jobs folds at once gets its share of the cores in native
     threads: a HistGradientBoosting fit on a thread of its own would start an OpenMP pool of every
-    core and the folds would spin against each other (select's boosting grid: 35 s vs 20 s).
+    core and the folds would spin against each other (select's boosting grid: 38 s vs 19 s).
     """
     splits = list(folds(len(X), n_folds, seed))
     threads = threads_per_worker(n_jobs)
