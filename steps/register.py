@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -21,7 +22,8 @@ def register(ctx: StepContext) -> None:
     best = yaml.safe_load(ctx.input("sweep", "best_params.yaml").read_text())
     train = pd.read_parquet(ctx.input("split", "train.parquet"))
     test = pd.read_parquet(ctx.input("split", "test.parquet"))  # the one read of the sealed set
-    done = register_tuned(ctx, best, train, test)
+    swept = ctx.optional_input("sweep", "oof_predictions.npy")
+    done = register_tuned(ctx, best, train, test, None if swept is None else np.load(swept))
     verdict = done.verdict
     log.info(
         f"{done.name} v{done.version}: test wMAPE {done.scores['wmape']:.4f}, RMSE {done.scores['rmse']:,.0f}; "

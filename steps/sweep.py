@@ -6,6 +6,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -41,6 +42,9 @@ def sweep(ctx: StepContext) -> None:
     )
     study, record = outcome.study, outcome.record
     ctx.output("best_params.yaml", lambda p: p.write_text(yaml.safe_dump(record, sort_keys=False)))
+    if outcome.predictions is not None:
+        predictions = outcome.predictions
+        ctx.output("oof_predictions.npy", lambda p: np.save(p, predictions))
     log_study(study, record, storage_url)
     grid = grid_score(study)
     log.info(

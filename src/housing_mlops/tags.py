@@ -33,6 +33,7 @@ TRIAL_REPORTED_METRIC = "reported_wmape"  # a trial run's metric: each value the
 MODEL_VERSION_TAG = f"{TAG}.model_version"
 PROMOTED_TAG = f"{TAG}.promoted"
 HARDWARE_TARGET_TAG = f"{TAG}.hardware_target"
+REFERENCE_SOURCE_TAG = f"{TAG}.reference.predictions"  # the sweep's trial N, or folds refitted
 
 # registry model versions
 REGISTRATION_TAG = f"{TAG}.registration"

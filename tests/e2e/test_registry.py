@@ -15,6 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from housing_mlops.config.schema import Config
+from housing_mlops.tags import REFERENCE_SOURCE_TAG
 from tests.conftest import FAST_OPTIONS, MODEL, TRAINED_HYDRA, Store, Trained, assert_digests_match, retrain
 from tests.e2e.served import frame_body, post, serving
 
@@ -37,7 +39,7 @@ def pipeline_runs(store: Store) -> list:
 
 
 def test_pipeline_chains_steps_and_registers_a_documented_champion(
-    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    trained: Trained, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cfg: Config
 ) -> None:
     store, client = trained.store, trained.store.client
     use_store(store, monkeypatch)
@@ -76,6 +78,12 @@ def test_pipeline_chains_steps_and_registers_a_documented_champion(
     assert best["cv"]["wmape"] <= best["grid_cv_wmape"]  # trial 0 is the grid winner: never worse
     assert best["grid_cv_wmape"] == pytest.approx(steps["sweep"].data.metrics["grid_cv_wmape"], abs=1e-6)
     assert best["study"]["trials"]["complete"] + best["study"]["trials"]["pruned"] <= 4
+    # the monitoring reference takes the sweep's out-of-fold predictions when it has them (a family
+    # grown in rungs, folds and seed as the reference's) instead of refitting the same folds
+    swept = "housing.digest.oof_predictions.npy" in steps["sweep"].data.tags
+    assert swept == (cfg.models.zoo[best["family"]].fidelity is not None)
+    expected = f"the sweep's trial {best['study']['best_trial']}" if swept else "2 folds refitted"
+    assert steps["register"].data.tags[REFERENCE_SOURCE_TAG] == expected
 
     assert version(store, "champion") == version(store, "challenger") == "1"
     v1 = client.get_model_version(MODEL, "1")

@@ -57,7 +57,7 @@ def test_the_record_holds_the_best_trial_on_top_of_the_grid_winner(study: optuna
     model = ModelConfig(estimator="sklearn.linear_model.Ridge", fixed={"max_iter": 100})
     spec = feature_spec_from_config(cfg, n_clusters=20, imputer={"strategy": "median", "params": {}})
     selection = {"family": "ridge", "params": {"alpha": 1.0, "tol": 0.01}, "cv": {"wmape": 0.25}}
-    record = sweep_report.sweep_record(study, spec, selection, model, "random", 3)
+    record = sweep_report.sweep_record(study, spec, selection, model, "random", 3, 5)
     best = study.trials[2]
     assert record["params"] == {"max_iter": 100, "alpha": best.params["alpha"], "tol": 0.01}
     assert record["features"] == {"n_clusters": best.params["features.n_clusters"]}
@@ -70,6 +70,7 @@ def test_the_record_holds_the_best_trial_on_top_of_the_grid_winner(study: optuna
         "trials": {"complete": 2, "pruned": 1, "fail": 1},
         "sampler": "random",
         "folds": 3,
+        "seed": 5,
     }
     assert record["grid_cv_wmape"] == 0.2
     assert record["select_cv_wmape"] == 0.25

@@ -6,10 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from housing_mlops.config.modeling import SpaceParam
 from housing_mlops.config.schema import Config
 from housing_mlops.data.split import split
 from housing_mlops.features.spec import feature_spec_from_config
-from housing_mlops.registry.assessment import assess, fit_final, out_of_fold, segment_metric
+from housing_mlops.pipeline.sweep import run_sweep
+from housing_mlops.registry.assessment import assess, fit_final, out_of_fold, reference_predictions, segment_metric
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +87,45 @@ def test_out_of_fold_predictions_come_from_models_that_never_saw_the_row(frames:
     np.testing.assert_allclose(oof, sequential, rtol=1e-12)
     other = out_of_fold(spec, train, cfg.data, dataclasses.replace(reference, seed=reference.seed + 1))
     assert not np.array_equal(oof, other)
+
+
+def test_the_reference_takes_the_sweeps_out_of_fold_predictions_only_when_they_are_the_same(
+    frames: tuple, cfg: Config, tmp_path
+) -> None:
+    train, _ = frames
+    X, y = train[cfg.data.features()], train[cfg.data.target]
+    spec = feature_spec_from_config(cfg, imputer={"strategy": "median", "params": {}}, n_clusters=4, seed=0)
+    reference = cfg.registry.reference
+    boosting = cfg.models.zoo["hist_gradient_boosting"]
+    space = {
+        "learning_rate": SpaceParam(type="float", low=0.05, high=0.3),
+        "max_iter": SpaceParam(type="int", low=20, high=60, step=20),
+    }
+    sweep = dataclasses.replace(
+        cfg.sweep,
+        n_trials=3,
+        n_startup_trials=1,
+        folds=reference.folds,
+        seed=reference.seed,
+        fidelity=dataclasses.replace(cfg.sweep.fidelity, min_resource=20),
+        feature_space={"n_clusters": SpaceParam(type="int", low=3, high=6)},
+    )
+    model = dataclasses.replace(boosting, space=space)
+    selection = {"family": "hist_gradient_boosting", "params": {"max_iter": 40}, "cv": {"wmape": 0.3}, "folds": 3}
+    outcome = run_sweep(X, y, spec, model, selection, sweep, "s", None, tmp_path, progress_bar=False)
+    assert outcome.predictions is not None
+    record = outcome.record
+
+    reused, source = reference_predictions(record, train, cfg.data, reference, outcome.predictions)
+    assert source == f"the sweep's trial {outcome.study.best_trial.number}"
+    # what the folds refitted from scratch predict (1-thread processes, as the sweep's): bit for bit
+    np.testing.assert_array_equal(reused, out_of_fold(record, train, cfg.data, reference))
+    values = [t.value for t in outcome.study.trials]
+    assert len(set(values)) == len(values)  # distinct trials: only the best one's predictions refit equal
+
+    # other folds than the reference's, or no predictions: the folds are refitted
+    other = dataclasses.replace(reference, seed=reference.seed + 1)
+    refitted, source = reference_predictions(record, train, cfg.data, other, outcome.predictions)
+    assert source == f"{other.folds} folds refitted"
+    assert not np.array_equal(refitted, reused)
+    assert reference_predictions(record, train, cfg.data, reference, None)[1] == f"{reference.folds} folds refitted"

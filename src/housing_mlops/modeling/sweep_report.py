@@ -37,6 +37,7 @@ def sweep_record(
     model: ModelConfig,
     sampler: str,
     folds: int,
+    seed: int,
 ) -> dict[str, Any]:
     """best_params.yaml: the tuned family, its parameters and features, CV scores, the study."""
     best = study.best_trial
@@ -54,6 +55,7 @@ def sweep_record(
             "trials": trial_counts(study),
             "sampler": sampler,
             "folds": folds,
+            "seed": seed,  # of the folds' shuffle (and the sampler)
         },
         # the grid winner on the sweep's own folds (trial 0) is the fair baseline for `cv`;
         # select's score comes from its own, different folds

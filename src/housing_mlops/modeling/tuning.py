@@ -6,8 +6,10 @@ a study that resumes from its storage.
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from optuna.trial import TrialState
@@ -165,6 +167,7 @@ def cv_objective(
     memory: Any = None,
     n_jobs: int = 1,
     fidelity: Fidelity | None = None,
+    predictions_dir: Path | None = None,
 ) -> Callable[[optuna.Trial], float]:
     """The study's objective: mean CV wMAPE of the full Pipeline with the trial's parameters.
 
@@ -172,7 +175,8 @@ def cv_objective(
     `fidelity` the estimator can grow (and a pruner other than Wilcoxon, which needs per-fold
     values), the folds grow together through the rungs and each rung is reported; otherwise folds
     run `n_jobs` at a time and each is reported after its round. The mean of every metric is kept
-    as a `cv_<metric>` user attribute.
+    as a `cv_<metric>` user attribute. A complete staged trial leaves its out-of-fold predictions
+    in `predictions_dir` (`predictions_file`): register's monitoring reference needs the best one's.
     """
     cache = fidelity_cv.PrefixCache()
 
@@ -184,9 +188,11 @@ def cv_objective(
             if fidelity is not None and pruner_kind != "wilcoxon" and fidelity_cv.supports(estimator, fidelity):
                 pipeline = make_pipeline(dataclasses.replace(spec, **features), estimator)
                 on_rung = rung_reporter(trial, fidelity.param, estimator.get_params()[fidelity.param])
-                folds = fidelity_cv.staged_cross_validate(
+                folds, predictions = fidelity_cv.staged_cross_validate(
                     pipeline, X, y, n_folds, seed, fidelity, on_rung, cache, n_jobs
                 )
+                if predictions_dir is not None:
+                    np.save(predictions_file(predictions_dir, trial.number), predictions)
             else:
                 pipeline = make_pipeline(dataclasses.replace(spec, **features), estimator, memory)
                 on_fold = fold_reporter(trial, pruner_kind)
@@ -202,6 +208,11 @@ def cv_objective(
         return float(folds["wmape"].mean())
 
     return objective
+
+
+def predictions_file(folder: Path, trial: int) -> Path:
+    """Where trial `trial` of a sweep keeps its out-of-fold predictions (a .npy file)."""
+    return folder / f"trial-{trial}.npy"
 
 
 def failure_reason(trial: optuna.trial.FrozenTrial) -> str:

@@ -56,6 +56,10 @@ class StepContext:
             )
         return path
 
+    def optional_input(self, step: str, artifact: str) -> Path | None:
+        """`input`, or None when the upstream run did not hand `artifact` on (one of its optional outputs)."""
+        return self.input(step, artifact) if artifact in digests(self.upstream[step]) else None
+
     def output(self, artifact: str, write: Callable[[Path], object]) -> str:
         """Write an artifact handed downstream, log it and tag its sha256."""
         path = self.workdir / "outputs" / artifact

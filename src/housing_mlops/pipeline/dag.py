@@ -14,6 +14,16 @@ class StepSpec:
     upstream: tuple[str, ...]  # steps whose outputs this step reads
     config: tuple[str, ...]  # top-level config sections that enter the cache key
     outputs: tuple[str, ...]  # artifacts handed downstream, each tagged with its sha256
+    optional: tuple[str, ...] = ()  # artifacts handed downstream when the step could make them
+
+    @property
+    def builds_models(self) -> bool:
+        """Whether the step builds the zoo's estimators (its config includes `models`).
+
+        Only such a step imports and checks their classes (scikit-learn, ~1 s): the others, and a
+        fully cached re-run, never pay it.
+        """
+        return "models" in self.config
 
 
 STEPS: dict[str, StepSpec] = {
@@ -29,11 +39,14 @@ STEPS: dict[str, StepSpec] = {
             ("split", "features", "select"),
             ("data", "models", "sweep"),
             ("best_params.yaml",),
+            # the best trial's out-of-fold predictions, when this run computed them: register's
+            # monitoring reference uses them instead of refitting the same folds
+            ("oof_predictions.npy",),
         ),
         StepSpec(
             "register",
             ("ingest", "split", "impute", "features", "select", "sweep"),
-            ("data", "registry", "deployment"),
+            ("data", "registry", "deployment", "serving"),
             ("promotion.json",),
         ),
     )

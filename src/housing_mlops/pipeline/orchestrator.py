@@ -129,7 +129,7 @@ def _run_or_reuse(
     if cached is not None:
         log.info(f"cached: reusing run {cached.info.run_id}", extra={"step": step})
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
-    if "models" in STEPS[step].config:
+    if STEPS[step].builds_models:
         cfg.models.check_estimators()  # a bad class fails here, before its step starts
     # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
     with step_claim(root, client, step, key, cfg.pipeline.claim_heartbeat_s):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import skops.io
 from mlflow.exceptions import MlflowException
@@ -32,14 +33,20 @@ from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests
 from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
-from housing_mlops.registry.assessment import Assessment, assess, fit_final, out_of_fold, segment_metric
+from housing_mlops.registry.assessment import Assessment, assess, fit_final, reference_predictions, segment_metric
 from housing_mlops.registry.card import fit_description, model_card, version_tags
 from housing_mlops.registry.digest import MODEL_DIGEST_TAG, model_digest
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
 from housing_mlops.serving import variants
 from housing_mlops.serving.runtime import CompiledModel
-from housing_mlops.tags import DATA_SHA_TAG, HARDWARE_TARGET_TAG, MODEL_VERSION_TAG, PROMOTED_TAG
+from housing_mlops.tags import (
+    DATA_SHA_TAG,
+    HARDWARE_TARGET_TAG,
+    MODEL_VERSION_TAG,
+    PROMOTED_TAG,
+    REFERENCE_SOURCE_TAG,
+)
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +91,17 @@ def save_args(model: Pipeline, X: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, test: pd.DataFrame) -> Registered:
+def register_tuned(
+    ctx: StepContext,
+    best: dict[str, Any],
+    train: pd.DataFrame,
+    test: pd.DataFrame,
+    swept: np.ndarray | None = None,
+) -> Registered:
     """Fit the sweep's best Pipeline, score it once on the sealed test set, and register it.
 
     The model is logged with its hardware profile and registered through the promotion gate.
+    `swept` is the sweep's out-of-fold predictions of that Pipeline (oof_predictions.npy), if any.
     """
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
@@ -101,10 +115,10 @@ def register_tuned(ctx: StepContext, best: dict[str, Any], train: pd.DataFrame, 
     result = assess(model, test, data, cfg.importance_rows, checked)
     _log_assessment(result, y_test)
     started = time.perf_counter()
-    reference = build_reference(
-        train, out_of_fold(best, train, data, cfg.reference), result.scores, data, cfg.reference.bins
-    )
+    predictions, source = reference_predictions(best, train, data, cfg.reference, swept)
+    reference = build_reference(train, predictions, result.scores, data, cfg.reference.bins)
     reference_s = time.perf_counter() - started
+    mlflow.set_tag(REFERENCE_SOURCE_TAG, source)
 
     args = save_args(model, X)
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment

@@ -53,9 +53,8 @@ def run_step(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     launched = os.environ.get("MLFLOW_RUN_ID")
     try:
-        # a step that reads no model config (ingest, split, ...) never imports the zoo's classes
-        models = "models" in STEPS[name].config
-        cfg, plain = load_config(root / "config", parse_overrides(args.hydra_options), estimators=models)
+        estimators = STEPS[name].builds_models
+        cfg, plain = load_config(root / "config", parse_overrides(args.hydra_options), estimators=estimators)
         after = hooks.load(cfg) if step_hooks is None else list(step_hooks)
         mlflow.set_tracking_uri(tracking_uri(root))
         client = MlflowClient()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 from joblib import Memory
@@ -56,6 +57,9 @@ class SweepOutcome:
     study: optuna.Study
     record: dict[str, Any]
     stale: int  # trials a killed earlier sweep left running, failed before this one started
+    # the best trial's out-of-fold predictions on X when this run computed them (a staged trial on
+    # this machine), else None: register then refits the folds for its monitoring reference
+    predictions: np.ndarray | None = None
 
 
 def default_storage(folder: Path) -> str:
@@ -81,8 +85,9 @@ def run_sweep(
 
     `selection` is selection.json (family, params, cv, folds). `storage_url` None keeps the study
     in memory (one worker, nothing to resume). `callbacks` run after every finished trial, in the
-    worker that ran it. Optuna's progress bar is shown only when `progress_bar` (default: stderr
-    is a terminal); otherwise each finished trial logs one line.
+    worker that ran it. Trials leave their out-of-fold predictions in `cache_dir`. Optuna's
+    progress bar is shown only when `progress_bar` (default: stderr is a terminal); otherwise each
+    finished trial logs one line.
     """
     if storage_url is None and cfg.n_workers > 1:
         raise ConfigError(f"config key 'sweep.n_workers' = {cfg.n_workers} needs sweep.storage (workers share it)")
@@ -90,19 +95,23 @@ def run_sweep(
     # several workers already fill the cores, and loky pools do not survive their fork (hang)
     fold_jobs = cfg.n_jobs if cfg.n_workers == 1 else 1
     fidelity, max_resource = tuning.fidelity_of(model, cfg)
+    feature_space = model.feature_space(cfg.feature_space)
+    predictions_dir = Path(cache_dir) / "predictions" / study_name  # trial numbers are per study
+    predictions_dir.mkdir(parents=True, exist_ok=True)
     objective = tuning.cv_objective(
         X,
         y,
         spec,
         model,
         selection["params"],
-        cfg.feature_space,
+        feature_space,
         cfg.folds,
         cfg.seed,
         cfg.pruner,
         memory,
         fold_jobs,
         fidelity,
+        predictions_dir,
     )
     bar = sys.stderr.isatty() if progress_bar is None else progress_bar
     per_trial = [*callbacks] if bar else [*callbacks, log_trial]
@@ -116,7 +125,7 @@ def run_sweep(
             study_name=study_name,
         )
         study, stale = in_memory, 0
-        study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
+        study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, feature_space))
     else:
         storage = study_store.open_storage(storage_url, cfg.heartbeat_s)
         # machines starting at once: one creates the study and enqueues the grid winner, once
@@ -127,7 +136,7 @@ def run_sweep(
             study_store.check_direction(study, storage_url)
             stale = _fail_stale(storage, study, storage_url)
             if not study.trials:  # a resumed study already holds the grid winner
-                study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
+                study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, feature_space))
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if storage_url is not None:
@@ -181,7 +190,9 @@ def run_sweep(
     if in_memory is None:
         final = study_store.open_storage(str(storage_url), cfg.heartbeat_s)
         study = optuna.load_study(study_name=study_name, storage=final)
-    return SweepOutcome(study, sweep_record(study, spec, selection, model, cfg.sampler, cfg.folds), stale)
+    record = sweep_record(study, spec, selection, model, cfg.sampler, cfg.folds, cfg.seed)
+    best = tuning.predictions_file(predictions_dir, study.best_trial.number)
+    return SweepOutcome(study, record, stale, np.load(best) if best.exists() else None)
 
 
 def _fork(worker: Callable[[int, int], None], shares: list[int], study_name: str, storage_url: str) -> None:

@@ -52,6 +52,25 @@ def out_of_fold(best: dict[str, Any], train: pd.DataFrame, data: DataConfig, cfg
     return np.asarray(cross_val_predict(tuned_pipeline(best), X, y, cv=folds, n_jobs=cfg.n_jobs))
 
 
+def reference_predictions(
+    best: dict[str, Any], train: pd.DataFrame, data: DataConfig, cfg: ReferenceConfig, swept: np.ndarray | None
+) -> tuple[np.ndarray, str]:
+    """The out-of-fold predictions for the monitoring reference, and where they come from.
+
+    The sweep's own, `swept` (its best trial's), when its folds are the reference's: the same
+    folds, fits and rows give the same predictions, so the folds are not fitted twice. Otherwise
+    `out_of_fold` fits them.
+    """
+    study = best.get("study", {})
+    if (
+        swept is not None
+        and len(swept) == len(train)
+        and (study.get("folds"), study.get("seed")) == (cfg.folds, cfg.seed)
+    ):
+        return np.asarray(swept, dtype=float), f"the sweep's trial {study.get('best_trial')}"
+    return out_of_fold(best, train, data, cfg), f"{cfg.folds} folds refitted"
+
+
 def assess(
     model: Pipeline,
     test: pd.DataFrame,
