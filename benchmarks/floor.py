@@ -8,8 +8,8 @@ divides the pipeline's wall time by this script's to get the orchestration overh
     python -m benchmarks.floor --data housing.csv --json floor.json [--trials N] [--hydra-options "..."]
 
 Where it differs from the steps: the sweep's study is in memory on one worker (the floor does
-not model sweep.n_workers > 1), and the hardware profile times the bare sklearn Pipeline rather
-than its saved MLflow model.
+not model sweep.n_workers > 1), and register saves no MLflow model (signature, example,
+environment): it profiles the variants from their own files, as the step does, but logs nothing.
 """
 
 import argparse
@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pandas as pd
 
@@ -35,10 +36,13 @@ from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling import k_search
 from housing_mlops.modeling.imputer_choice import choose_imputer
 from housing_mlops.modeling.selection import select_model
+from housing_mlops.monitoring.reference import build_reference
 from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.sweep import Callback, SweepOutcome, run_sweep
 from housing_mlops.registry import hardware, targets
-from housing_mlops.registry.assessment import assess, fit_final
+from housing_mlops.registry.assessment import assess, fit_final, reference_predictions
+from housing_mlops.serving import variants
+from housing_mlops.serving.runtime import CompiledModel
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger(__name__)
@@ -105,25 +109,36 @@ def run_study(
 
 
 def register(
-    cfg: Config, train: pd.DataFrame, test: pd.DataFrame, best: dict[str, Any]
+    cfg: Config, train: pd.DataFrame, test: pd.DataFrame, best: dict[str, Any], swept: np.ndarray | None
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """Final fit of best_params.yaml's model, the one test scoring, and the hardware profile."""
+    """The register step's work without MLflow.
+
+    Final fit, compile and parity, the one test scoring, the monitoring reference (from the
+    sweep's out-of-fold predictions when it has them), both variants profiled from their files.
+    """
+    X, X_test = train[cfg.data.features()], test[cfg.data.features()]
     model = fit_final(best, train, cfg.data)
-    scores = assess(model, test, cfg.data, cfg.registry.importance_rows).scores
+    compiled = variants.compile_checked(model, X, X_test, cfg.serving)
+    checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, cfg.serving.chunk_rows).predict
+    scores = assess(model, test, cfg.data, cfg.registry.importance_rows, checked).scores
+    reference = cfg.registry.reference
+    predictions, _ = reference_predictions(best, train, cfg.data, reference, swept)
+    build_reference(train, predictions, scores, cfg.data, reference.bins)
     host = hardware.host_fingerprint()
-    # the step times its saved MLflow model through mlflow.pyfunc, which needs MLflow to save and load
-    # it: the floor times the fitted sklearn Pipeline itself (an empty folder stands for the saved model)
-    with tempfile.TemporaryDirectory() as empty:
-        profile = hardware.profile_variant(
-            lambda n: hardware.ThreadLimited(model, n),
-            test[cfg.data.features()],
+    with tempfile.TemporaryDirectory() as folder:
+        profiles = variants.profile_variants(
+            model,
+            compiled,
+            X_test,
             hardware.thread_counts(host["cores"]),
-            Path(empty),
+            Path(folder),
             cfg.deployment.profile,
+            cfg.serving.chunk_rows,
         )
-    costs = targets.cost_table(profile, host, cfg.deployment)
+    served = variants.fastest(profiles)
+    costs = targets.cost_table(profiles[served], host, cfg.deployment)
     target = targets.recommend(costs, cfg.deployment.workload)
-    return scores, targets.metadata(host, {"sklearn": profile}, "sklearn", costs, target, cfg.deployment.workload)
+    return scores, targets.metadata(host, profiles, served, costs, target, cfg.deployment.workload)
 
 
 def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:
@@ -143,7 +158,7 @@ def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:
     with timed(timings, "sweep"):
         outcome = run_study(cfg, train, spec, selection, cfg.sweep.sampler, trials, cfg.sweep.timeout_s)
     with timed(timings, "register"):
-        scores, hardware_meta = register(cfg, train, test, outcome.record)
+        scores, hardware_meta = register(cfg, train, test, outcome.record, outcome.predictions)
     study = outcome.study
     states = [t.state for t in study.trials]
     return {

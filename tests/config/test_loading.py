@@ -86,7 +86,6 @@ def test_several_overrides_in_one_string() -> None:
         ("sweep.fidelity.min_resource=0", "sweep.fidelity.min_resource"),
         ("sweep.fidelity.reduction_factor=1", "sweep.fidelity.reduction_factor"),
         ("models.zoo.ridge.fidelity=alpha", "models.zoo.ridge.fidelity"),  # Ridge has no warm_start
-        ("models.zoo.ridge.sweep_features=[gama]", "models.zoo.ridge.sweep_features"),  # not in sweep.feature_space
     ],
 )
 def test_bad_key_or_value_names_the_key(override: str, key: str) -> None:

@@ -143,20 +143,3 @@ def test_the_default_boosting_family_grows_its_rounds_from_the_sweeps_first_rung
     fid, largest = tuning.fidelity_of(cfg.models.zoo["hist_gradient_boosting"], cfg.sweep)
     assert fid == fidelity.Fidelity("max_iter", cfg.sweep.fidelity.min_resource, cfg.sweep.fidelity.reduction_factor)
     assert largest == cfg.models.zoo["hist_gradient_boosting"].space["max_iter"].high
-
-
-def test_trees_leave_gamma_alone_because_it_changes_none_of_their_predictions(small, cfg: Config) -> None:
-    X, y, spec = small
-    # the premise of `sweep_features: [n_clusters]`: the RBF similarity is monotone in the distance,
-    # and a tree's splits and quantile bins do not change under a monotone transform
-    predictions = [
-        make_pipeline(dataclasses.replace(spec, gamma=gamma), hgb(max_iter=30)).fit(X, y).predict(X)
-        for gamma in (0.5, 1.0, 3.0)
-    ]
-    assert (predictions[0] == predictions[1]).all()
-    assert (predictions[1] == predictions[2]).all()
-    boosting = cfg.models.zoo["hist_gradient_boosting"]
-    assert list(boosting.feature_space(cfg.sweep.feature_space)) == ["n_clusters"]
-    ridge = cfg.models.zoo["ridge"]  # a linear model does see gamma: it keeps the whole space
-    assert ridge.feature_space(cfg.sweep.feature_space) == cfg.sweep.feature_space
-    assert "gamma" in cfg.sweep.feature_space

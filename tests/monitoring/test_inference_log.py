@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from housing_mlops.config.monitor import window_span
 from housing_mlops.errors import ConfigError, StorageError
 from housing_mlops.monitoring import inference_log
 from housing_mlops.monitoring.inference_log import append, read_window, try_append
@@ -141,6 +142,6 @@ def test_one_prediction_per_row_and_a_known_source() -> None:
 
 
 def test_a_bad_window_names_the_key() -> None:
-    assert inference_log.parse_window("36h") == timedelta(hours=36)
+    assert window_span("36h") == timedelta(hours=36)
     with pytest.raises(ConfigError, match=r"config key 'monitor.window' = '7w' is not allowed: expected <n>h or <n>d"):
-        inference_log.parse_window("7w")
+        window_span("7w")

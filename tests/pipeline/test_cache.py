@@ -24,6 +24,9 @@ def test_key_is_stable_and_sensitive() -> None:
     assert key("split", base, up) != key("split", base, {"ingest": {"raw.parquet": "d2"}})
     assert key("split", base, up) != key("split", base, up, code="other")
     assert key("split", base, up) != key("ingest", base, up)
+    # what is served is part of the registered model: a serving change registers again
+    assert key("register", base, up) != key("register", plain("serving.chunk_rows=512"), up)
+    assert key("sweep", base, up) == key("sweep", plain("serving.chunk_rows=512"), up)
 
 
 def test_unrelated_config_does_not_change_a_step_key() -> None:

@@ -113,12 +113,6 @@ class ModelConfig:
     full: dict[str, list[Any]] = field(default_factory=dict)
     space: dict[str, SpaceParam] = field(default_factory=dict)
     fidelity: str | None = None  # the parameter a sweep grows in rungs with warm_start (e.g. max_iter)
-    sweep_features: list[str] | None = None  # which of sweep.feature_space the family tunes (None: all)
-
-    def feature_space(self, sweep_space: dict[str, SpaceParam]) -> dict[str, SpaceParam]:
-        """The part of the sweep's feature space this family tunes."""
-        names = list(sweep_space) if self.sweep_features is None else self.sweep_features
-        return {name: sweep_space[name] for name in names if name in sweep_space}
 
     def largest(self, param: str) -> float | None:
         """The largest value `param` can take in a sweep: the space's high bound, else its fixed value."""
@@ -254,20 +248,8 @@ class SweepConfig:
         check_space("sweep.feature_space", self.feature_space)
 
 
-def check_sweep(models: ModelsConfig, sweep: SweepConfig) -> None:
-    """Config errors between the zoo and the sweep.
-
-    A family's sweep_features outside sweep.feature_space; a first rung no candidate family can
-    reach (every trial would skip pruning).
-    """
-    for name, model in models.zoo.items():
-        for feature in model.sweep_features or []:
-            require(
-                feature in sweep.feature_space,
-                f"models.zoo.{name}.sweep_features",
-                feature,
-                f"one of sweep.feature_space {list(sweep.feature_space)}",
-            )
+def check_fidelity(models: ModelsConfig, sweep: SweepConfig) -> None:
+    """A first rung no candidate family can reach is a config error: every trial would skip pruning."""
     for name in models.candidates:
         model = models.zoo[name]
         largest = None if model.fidelity is None else model.largest(model.fidelity)

@@ -2,10 +2,21 @@
 
 import re
 from dataclasses import dataclass
+from datetime import timedelta
 
 from housing_mlops.config.checks import require
 
 FAIL_ON = ("degraded", "drift", "never")
+_WINDOW = re.compile(r"([1-9][0-9]*)([hd])")
+
+
+def window_span(window: str) -> timedelta:
+    """The span of a `monitor.window` string, `<n>h` or `<n>d`; ConfigError naming the key otherwise."""
+    match = _WINDOW.fullmatch(window)
+    require(match is not None, "monitor.window", window, "<n>h or <n>d, e.g. 24h or 7d")
+    assert match is not None
+    n = int(match.group(1))
+    return timedelta(hours=n) if match.group(2) == "h" else timedelta(days=n)
 
 
 @dataclass
@@ -75,7 +86,6 @@ class MonitorConfig:
         require(self.examples >= 0, "monitor.examples", self.examples, ">= 0")
         require(self.tolerance >= 0, "monitor.tolerance", self.tolerance, ">= 0")
         require(self.fail_on in FAIL_ON, "monitor.fail_on", self.fail_on, " | ".join(FAIL_ON))
-        ok = re.fullmatch(r"[1-9][0-9]*[hd]", self.window) is not None
-        require(ok, "monitor.window", self.window, "<n>h or <n>d, e.g. 24h or 7d")
+        window_span(self.window)
         self.bootstrap.validate()
         self.calibration.validate()

@@ -24,7 +24,7 @@ from housing_mlops.config.modeling import (
     ModelsConfig,
     SelectConfig,
     SweepConfig,
-    check_sweep,
+    check_fidelity,
 )
 from housing_mlops.config.monitor import MonitorConfig
 from housing_mlops.config.registry import DeploymentConfig, RegistryConfig
@@ -125,7 +125,7 @@ class Config:
             self.wandb,
         ):
             section.validate()
-        check_sweep(self.models, self.sweep)
+        check_fidelity(self.models, self.sweep)
 
 
 ConfigStore.instance().store(name="base_config", node=Config)

@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from housing_mlops.errors import ConfigError, StorageError
+from housing_mlops.config.monitor import window_span
+from housing_mlops.errors import StorageError
 
 PREDICTION, MODEL_VERSION, MODEL_URI, SCORED_AT, SOURCE = (
     "prediction",
@@ -33,7 +34,6 @@ PREDICTION, MODEL_VERSION, MODEL_URI, SCORED_AT, SOURCE = (
 LOG_COLUMNS = (PREDICTION, MODEL_VERSION, MODEL_URI, SCORED_AT, SOURCE)
 SOURCES = ("serve", "predict")
 log = logging.getLogger(__name__)
-_WINDOW = re.compile(r"([1-9][0-9]*)([hd])")
 _DATE, _HOUR = re.compile(r"date=(\d{4}-\d{2}-\d{2})"), re.compile(r"hour=(\d{2})")
 
 
@@ -44,17 +44,6 @@ class LogWindow:
     rows: pd.DataFrame  # features + prediction + model_version + model_uri + scored_at + source
     files: int  # files read
     skipped: list[str] = field(default_factory=list)  # "<path>: <one-line reason>" per unreadable file or partition
-
-
-def parse_window(window: str) -> timedelta:
-    """The span of a `monitor.window` string: `<n>h` or `<n>d`."""
-    match = _WINDOW.fullmatch(window)
-    if match is None:
-        raise ConfigError(
-            f"config key 'monitor.window' = {window!r} is not allowed: expected <n>h or <n>d, e.g. 24h or 7d"
-        )
-    n = int(match.group(1))
-    return timedelta(hours=n) if match.group(2) == "h" else timedelta(days=n)
 
 
 def _utc(now: datetime | None) -> datetime:
@@ -192,7 +181,7 @@ def read_window(root: Path, window: str, now: datetime | None = None) -> LogWind
         now: the window's end (default: the clock, UTC).
     """
     end = _utc(now)
-    start = end - parse_window(window)
+    start = end - window_span(window)
     frames: list[pd.DataFrame] = []
     skipped: list[str] = []
     files = 0

@@ -124,12 +124,14 @@ def register_tuned(
     host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
     threads = hardware.thread_counts(host["cores"])
     started = time.perf_counter()
-    profiles = _profile_variants(ctx, model, compiled, args["skops_trusted_types"], X_test, threads)
+    profiles = variants.profile_variants(
+        model, compiled, X_test, threads, ctx.workdir, deployment.profile, ctx.cfg.serving.chunk_rows
+    )
     profile_s = time.perf_counter() - started
     mlflow.log_metrics(
         {"register_compile_s": compile_s, "register_profile_s": profile_s, "register_reference_s": reference_s}
     )
-    served = min(profiles, key=lambda variant: profiles[variant]["cpu_p95_ms"])
+    served = variants.fastest(profiles)
     costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)
     hardware_meta = targets.metadata(host, profiles, served, costs, target, deployment.workload)
@@ -170,40 +172,6 @@ def register_tuned(
         {MODEL_VERSION_TAG: version, PROMOTED_TAG: str(promoted).lower(), HARDWARE_TARGET_TAG: target.target}
     )
     return Registered(cfg.model_name, version, verdict, promoted, scores, target.target)
-
-
-def _profile_variants(
-    ctx: StepContext,
-    model: Pipeline,
-    compiled: variants.Compiled,
-    trusted: list[str],
-    rows: pd.DataFrame,
-    threads: list[int],
-) -> dict[str, dict[str, Any]]:
-    """Each variant's load-robust profile, loaded from its own artifact, called on raw frames."""
-    skops_file = ctx.workdir / "model.skops"
-    skops.io.dump(model, skops_file)
-    profiles = {
-        variants.SKLEARN: hardware.profile_variant(
-            lambda n: hardware.ThreadLimited(skops.io.load(skops_file, trusted=trusted), n),
-            rows,
-            threads,
-            skops_file,
-            ctx.cfg.deployment.profile,
-        )
-    }
-    if compiled.onnx is not None:
-        graph = ctx.workdir / "model.onnx"
-        graph.write_bytes(compiled.onnx)
-        chunk_rows = ctx.cfg.serving.chunk_rows
-        profiles[variants.ONNX] = hardware.profile_variant(
-            lambda n: CompiledModel(graph.read_bytes(), n, chunk_rows),
-            rows,
-            threads,
-            graph,
-            ctx.cfg.deployment.profile,
-        )
-    return profiles
 
 
 def _serving_record(

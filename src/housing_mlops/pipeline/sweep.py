@@ -95,7 +95,6 @@ def run_sweep(
     # several workers already fill the cores, and loky pools do not survive their fork (hang)
     fold_jobs = cfg.n_jobs if cfg.n_workers == 1 else 1
     fidelity, max_resource = tuning.fidelity_of(model, cfg)
-    feature_space = model.feature_space(cfg.feature_space)
     predictions_dir = Path(cache_dir) / "predictions" / study_name  # trial numbers are per study
     predictions_dir.mkdir(parents=True, exist_ok=True)
     objective = tuning.cv_objective(
@@ -104,7 +103,7 @@ def run_sweep(
         spec,
         model,
         selection["params"],
-        feature_space,
+        cfg.feature_space,
         cfg.folds,
         cfg.seed,
         cfg.pruner,
@@ -125,7 +124,7 @@ def run_sweep(
             study_name=study_name,
         )
         study, stale = in_memory, 0
-        study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, feature_space))
+        study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
     else:
         storage = study_store.open_storage(storage_url, cfg.heartbeat_s)
         # machines starting at once: one creates the study and enqueues the grid winner, once
@@ -136,7 +135,7 @@ def run_sweep(
             study_store.check_direction(study, storage_url)
             stale = _fail_stale(storage, study, storage_url)
             if not study.trials:  # a resumed study already holds the grid winner
-                study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, feature_space))
+                study.enqueue_trial(tuning.grid_point(model, selection["params"], spec, cfg.feature_space))
     remaining = max(cfg.n_trials - tuning.finished_trials(study), 0)
     waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
     if storage_url is not None:
