@@ -13,6 +13,7 @@ from mlflow.tracking import MlflowClient
 from housing_mlops.config.schema import Config
 from housing_mlops.data.source import sha256_file
 from housing_mlops.errors import SealedTestSetError, UpstreamError
+from housing_mlops.pipeline.dag import STEPS
 from housing_mlops.pipeline.tracking import digests
 from housing_mlops.tags import DIGEST_TAG
 
@@ -61,7 +62,11 @@ class StepContext:
         return self.input(step, artifact) if artifact in digests(self.upstream[step]) else None
 
     def output(self, artifact: str, write: Callable[[Path], object]) -> str:
-        """Write an artifact handed downstream, log it and tag its sha256."""
+        """Write an artifact handed downstream (declared in dag.STEPS), log it and tag its sha256."""
+        spec = STEPS[self.name]
+        if artifact not in spec.outputs + spec.optional:
+            # the cache and downstream steps know a step's hand-overs from the DAG only
+            raise ValueError(f"step '{self.name}' hands on {artifact}, which dag.STEPS does not declare")
         path = self.workdir / "outputs" / artifact
         path.parent.mkdir(parents=True, exist_ok=True)
         write(path)
