@@ -36,13 +36,9 @@ from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling import k_search
 from housing_mlops.modeling.imputer_choice import choose_imputer
 from housing_mlops.modeling.selection import select_model
-from housing_mlops.monitoring.reference import build_reference
 from housing_mlops.pipeline import logs
 from housing_mlops.pipeline.sweep import Callback, SweepOutcome, run_sweep
-from housing_mlops.registry import hardware, targets
-from housing_mlops.registry.assessment import assess, fit_final, reference_predictions
-from housing_mlops.serving import variants
-from housing_mlops.serving.runtime import CompiledModel
+from housing_mlops.registry.candidate import measure
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger(__name__)
@@ -111,34 +107,10 @@ def run_study(
 def register(
     cfg: Config, train: pd.DataFrame, test: pd.DataFrame, best: dict[str, Any], swept: np.ndarray | None
 ) -> tuple[dict[str, float], dict[str, Any]]:
-    """The register step's work without MLflow.
-
-    Final fit, compile and parity, the one test scoring, the monitoring reference (from the
-    sweep's out-of-fold predictions when it has them), both variants profiled from their files.
-    """
-    X, X_test = train[cfg.data.features()], test[cfg.data.features()]
-    model = fit_final(best, train, cfg.data)
-    compiled = variants.compile_checked(model, X, X_test, cfg.serving)
-    checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, cfg.serving.chunk_rows).predict
-    scores = assess(model, test, cfg.data, cfg.registry.importance_rows, checked).scores
-    reference = cfg.registry.reference
-    predictions, _ = reference_predictions(best, train, cfg.data, reference, swept)
-    build_reference(train, predictions, scores, cfg.data, reference.bins)
-    host = hardware.host_fingerprint()
+    """The register step's measurements (`registry.candidate.measure`), without MLflow: test scores, hardware."""
     with tempfile.TemporaryDirectory() as folder:
-        profiles = variants.profile_variants(
-            model,
-            compiled,
-            X_test,
-            hardware.thread_counts(host["cores"]),
-            Path(folder),
-            cfg.deployment.profile,
-            cfg.serving.chunk_rows,
-        )
-    served = variants.fastest(profiles)
-    costs = targets.cost_table(profiles[served], host, cfg.deployment)
-    target = targets.recommend(costs, cfg.deployment.workload)
-    return scores, targets.metadata(host, profiles, served, costs, target, cfg.deployment.workload)
+        candidate = measure(best, train, test, cfg, Path(folder), swept)
+    return candidate.assessment.scores, candidate.hardware
 
 
 def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:

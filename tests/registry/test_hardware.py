@@ -84,6 +84,29 @@ def test_profile_variant_reports_every_figure_in_order(tmp_path: Path) -> None:
         assert figures["load_s"] >= 0
 
 
+def test_an_extended_profile_keeps_what_was_measured_and_measures_only_the_new_counts(tmp_path: Path) -> None:
+    rows = frame()
+    model = HistGradientBoostingRegressor(max_iter=5).fit(rows, rows["a"] * 2)
+    built: list[int] = []
+
+    def load(n: int) -> hardware.ThreadLimited:
+        built.append(n)
+        return hardware.ThreadLimited(model, n)
+
+    first = hardware.profile_variant(load, rows, [1], tmp_path, SETTINGS)
+    extended = hardware.profile_variant(load, rows, [1, 2], tmp_path, SETTINGS, first)
+    assert built == [1, 2]  # 1 thread was not measured twice
+    assert list(extended["threads"]) == ["1", "2"]
+    assert extended["threads"]["1"] == first["threads"]["1"]
+    assert extended["cpu_p95_ms"] == first["cpu_p95_ms"]
+    assert extended["load_avg_1m_before"] == first["load_avg_1m_before"]
+    assert extended["wall_s"] > first["wall_s"]
+    assert extended["cpu_s"] > first["cpu_s"]
+    assert extended["rss_mb"] == max(t["rss_mb"] for t in extended["threads"].values())
+    with pytest.raises(ValueError, match="must include 1"):
+        hardware.profile_variant(load, rows, [2], tmp_path, SETTINGS)
+
+
 def test_profile_variant_is_plain_data(tmp_path: Path) -> None:
     # it goes into MLmodel's YAML metadata and into JSON: built-in types only
     model = LinearRegression().fit(frame(), frame()["a"])

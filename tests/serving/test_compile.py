@@ -3,6 +3,7 @@ converter exists, one line naming the stage where none does, and a wrong convert
 
 import copy
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -210,3 +211,20 @@ def test_an_aligned_threshold_keeps_headroom_within_the_graphs_own_error() -> No
     off = x * (1 + 1000 * np.finfo(np.float64).eps)
     loose = align_thresholds(model, x, off)
     assert loose.predict([[t * (1 + 1500 * np.finfo(np.float64).eps)]]) == model.predict([[t]])
+
+
+def test_both_variants_are_profiled_at_one_thread_and_only_the_served_one_at_more(
+    default_model: Any, default_checked: variants.Compiled, frames: tuple, cfg: Config, tmp_path: Path
+) -> None:
+    _, test = frames
+    settings = dataclasses.replace(cfg.deployment.profile, repeats=1, calls=5, warmup=1, batch_sizes=[1, 20])
+    profiles = variants.profile_variants(
+        default_model, default_checked, test[cfg.data.features()], [1, 2], tmp_path, settings, cfg.serving.chunk_rows
+    )
+    served = variants.fastest(profiles)
+    assert set(profiles) == {variants.SKLEARN, variants.ONNX}
+    assert list(profiles[served]["threads"]) == ["1", "2"]
+    (other,) = set(profiles) - {served}
+    assert list(profiles[other]["threads"]) == ["1"]
+    # the served variant was chosen on the figure it still shows
+    assert profiles[served]["cpu_p95_ms"] <= profiles[other]["cpu_p95_ms"]

@@ -7,7 +7,6 @@ registration as a transaction that never leaves a half-registered version behind
 import dataclasses
 import json
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,20 +25,19 @@ from sklearn.pipeline import Pipeline
 
 import housing_mlops
 from housing_mlops.config.registry import RegistryConfig
-from housing_mlops.monitoring.reference import build_reference
 from housing_mlops.pipeline import serving_model
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.provenance import code_version
 from housing_mlops.pipeline.tracking import digests
-from housing_mlops.registry import hardware, targets
 from housing_mlops.registry import store as registry
-from housing_mlops.registry.assessment import Assessment, assess, fit_final, reference_predictions, segment_metric
+from housing_mlops.registry import targets
+from housing_mlops.registry.assessment import Assessment, segment_metric
+from housing_mlops.registry.candidate import measure
 from housing_mlops.registry.card import fit_description, model_card, version_tags
 from housing_mlops.registry.digest import MODEL_DIGEST_TAG, model_digest
 from housing_mlops.registry.gate import Contender, Verdict
 from housing_mlops.reporting import plots
 from housing_mlops.serving import variants
-from housing_mlops.serving.runtime import CompiledModel
 from housing_mlops.tags import (
     DATA_SHA_TAG,
     HARDWARE_TARGET_TAG,
@@ -105,47 +103,25 @@ def register_tuned(
     """
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
-    model = fit_final(best, train, data)
-    started = time.perf_counter()
-    compiled = variants.compile_checked(model, X, X_test, ctx.cfg.serving)
-    compile_s = time.perf_counter() - started
+    candidate = measure(best, train, test, ctx.cfg, ctx.workdir, swept)
+    model, compiled, served, hardware_meta = candidate.model, candidate.compiled, candidate.served, candidate.hardware
     if compiled.onnx is None:
         ctx.warn(f"serving the sklearn Pipeline, not the compiled graph: {compiled.reason}")
-    checked = None if compiled.onnx is None else CompiledModel(compiled.onnx, 1, ctx.cfg.serving.chunk_rows).predict
-    result = assess(model, test, data, cfg.importance_rows, checked)
-    _log_assessment(result, y_test)
-    started = time.perf_counter()
-    predictions, source = reference_predictions(best, train, data, cfg.reference, swept)
-    reference = build_reference(train, predictions, result.scores, data, cfg.reference.bins)
-    reference_s = time.perf_counter() - started
-    mlflow.set_tag(REFERENCE_SOURCE_TAG, source)
-
+    _log_assessment(candidate.assessment, y_test)
+    mlflow.set_tag(REFERENCE_SOURCE_TAG, candidate.reference_source)
+    mlflow.log_metrics({f"register_{name}_s": s for name, s in candidate.seconds.items()})
     args = save_args(model, X)
-    host, deployment = hardware.host_fingerprint(), ctx.cfg.deployment
-    threads = hardware.thread_counts(host["cores"])
-    started = time.perf_counter()
-    profiles = variants.profile_variants(
-        model, compiled, X_test, threads, ctx.workdir, deployment.profile, ctx.cfg.serving.chunk_rows
-    )
-    profile_s = time.perf_counter() - started
-    mlflow.log_metrics(
-        {"register_compile_s": compile_s, "register_profile_s": profile_s, "register_reference_s": reference_s}
-    )
-    served = variants.fastest(profiles)
-    costs = targets.cost_table(profiles[served], host, deployment)
-    target = targets.recommend(costs, deployment.workload)
-    hardware_meta = targets.metadata(host, profiles, served, costs, target, deployment.workload)
-    serving = _serving_record(ctx, compiled, served, profiles)
+    serving = _serving_record(ctx, compiled, served, candidate.profiles)
     info = serving_model.log_model(
         model,
         compiled.onnx if served == variants.ONNX else None,
         {"variant": served, "threads": ctx.cfg.serving.threads, "chunk_rows": ctx.cfg.serving.chunk_rows},
-        reference,
+        candidate.reference,
         {"hardware": hardware_meta, "serving": serving},
         **args,
     )
     log.info(f"serving the {served} variant: {serving['why']}")
-    scores = result.scores
+    scores = candidate.assessment.scores
     mlflow.log_metrics({f"test_{k}": v for k, v in scores.items()} | targets.metrics(hardware_meta))
 
     hardware_tags = targets.tags(hardware_meta)
@@ -164,14 +140,14 @@ def register_tuned(
         scores["wmape"],
         hardware_meta["cpu_p95_ms"],
         args["signature"].inputs.to_dict(),
-        result.predicted.to_numpy(),
+        candidate.assessment.predicted.to_numpy(),
     )
     version, verdict = register_version(ctx.client, cfg, info.model_uri, challenger, X_test, y_test, record, ctx.warn)
     promoted = verdict.promote and cfg.auto_promote
     mlflow.set_tags(
-        {MODEL_VERSION_TAG: version, PROMOTED_TAG: str(promoted).lower(), HARDWARE_TARGET_TAG: target.target}
+        {MODEL_VERSION_TAG: version, PROMOTED_TAG: str(promoted).lower(), HARDWARE_TARGET_TAG: candidate.target.target}
     )
-    return Registered(cfg.model_name, version, verdict, promoted, scores, target.target)
+    return Registered(cfg.model_name, version, verdict, promoted, scores, candidate.target.target)
 
 
 def _serving_record(

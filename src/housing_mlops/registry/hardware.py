@@ -22,7 +22,7 @@ import platform
 import shutil
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -164,6 +164,7 @@ def profile_variant(
     threads: Sequence[int],
     artifact: Path,
     settings: ProfileConfig,
+    earlier: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Profile one serving variant; `load(n)` returns it built for n native threads.
 
@@ -171,8 +172,11 @@ def profile_variant(
     largest increase), the load average and total times, and under `threads[str(n)]`: `load_s`,
     `rss_mb`, `single_row` (cpu_/wall_ p50/p95/p99 ms) and `batches[str(size)]` (wall_ms, cpu_ms,
     process_cpu_ms, rows_per_s from wall clock, cpu_rows_per_s from thread CPU time).
+    `earlier` is a profile of the same variant to extend: its thread counts are kept as measured
+    (the same rows are drawn), its times added.
     """
-    if 1 not in threads:
+    by_threads: dict[str, dict[str, Any]] = dict(earlier["threads"]) if earlier else {}
+    if "1" not in by_threads and 1 not in threads:
         raise ValueError(f"threads {list(threads)} must include 1: the cost model and the gate read 1-thread figures")
     process = psutil.Process()
     load_before, wall0, cpu0 = os.getloadavg()[0], time.perf_counter(), time.process_time()
@@ -180,8 +184,7 @@ def profile_variant(
     singles = [picked.iloc[[i]] for i in range(len(picked))]
     sizes = sorted(set(settings.batch_sizes))
     batches = {b: rows.sample(b, replace=True, random_state=settings.seed) for b in sizes}
-    by_threads: dict[str, dict[str, Any]] = {}
-    for n in threads:
+    for n in (n for n in threads if str(n) not in by_threads):
         gc.collect()
         rss0, started = process.memory_info().rss, time.perf_counter()
         model = load(n)
@@ -195,13 +198,14 @@ def profile_variant(
             "batches": {str(b): _batch(model, frame, settings.repeats) for b, frame in batches.items()},
         }
         del model
+    before = earlier or {"load_avg_1m_before": round(load_before, 2), "wall_s": 0.0, "cpu_s": 0.0}
     return {
         "size_mb": artifact_size_mb(artifact),
         "cpu_p95_ms": by_threads["1"]["single_row"]["cpu_p95_ms"],
         "rss_mb": max(t["rss_mb"] for t in by_threads.values()),
-        "load_avg_1m_before": round(load_before, 2),
+        "load_avg_1m_before": before["load_avg_1m_before"],
         "load_avg_1m_after": round(os.getloadavg()[0], 2),
-        "wall_s": round(time.perf_counter() - wall0, 3),
-        "cpu_s": round(time.process_time() - cpu0, 3),
-        "threads": by_threads,
+        "wall_s": round(before["wall_s"] + time.perf_counter() - wall0, 3),
+        "cpu_s": round(before["cpu_s"] + time.process_time() - cpu0, 3),
+        "threads": dict(sorted(by_threads.items(), key=lambda item: int(item[0]))),
     }
