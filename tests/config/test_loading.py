@@ -81,6 +81,7 @@ def test_several_overrides_in_one_string() -> None:
         ("serving.typo=1", "serving.typo"),
         ("sweep.n_trials=0", "sweep.n_trials"),
         ("sweep.timeout_s=-1", "sweep.timeout_s"),
+        ("select.candidate_timeout_s=0", "select.candidate_timeout_s"),
         ("sweep.pruner=bogus", "sweep.pruner"),
         ("sweep.fidelity.min_resource=600", "sweep.fidelity.min_resource"),  # above every max_iter
         ("sweep.fidelity.min_resource=0", "sweep.fidelity.min_resource"),
@@ -142,6 +143,7 @@ def test_the_smoke_profile_changes_exactly_the_keys_its_file_lists() -> None:
 def test_the_smoke_profile_keeps_trial_counts_independent_of_load() -> None:
     smoke = load("profile=smoke")
     assert smoke.sweep.timeout_s is None  # a time limit would make the trial count depend on load
+    assert smoke.select.candidate_timeout_s is None  # ... and which families finish, so the winner
     assert smoke.sweep.n_startup_trials < smoke.sweep.n_trials  # TPE has trials of its own
     assert smoke.data.sha256 is None  # the profile runs on samples
     # Keys given on the command line win over the profile, whatever their order.

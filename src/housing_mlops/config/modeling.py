@@ -173,17 +173,17 @@ class SelectConfig:
     folds: int
     seed: int
     n_jobs: int
-    candidate_timeout_s: float
+    candidate_timeout_s: float | None
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
         require(self.folds >= 2, "select.folds", self.folds, ">= 2")
         require(self.n_jobs >= 1, "select.n_jobs", self.n_jobs, ">= 1")
         require(
-            self.candidate_timeout_s > 0,
+            self.candidate_timeout_s is None or self.candidate_timeout_s > 0,
             "select.candidate_timeout_s",
             self.candidate_timeout_s,
-            "> 0",
+            "> 0 or null",
         )
 
 

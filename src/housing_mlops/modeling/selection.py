@@ -110,9 +110,9 @@ def _child(sender: Connection, work: Callable[..., list[dict[str, Any]]], args: 
 
 
 def run_isolated(
-    family: str, work: Callable[..., list[dict[str, Any]]], args: tuple, timeout_s: float
+    family: str, work: Callable[..., list[dict[str, Any]]], args: tuple, timeout_s: float | None
 ) -> CandidateResult:
-    """Run `work(*args)` in a fresh process; a raise or a timeout becomes a failed result.
+    """Run `work(*args)` in a fresh process; a raise or a timeout (None: none) becomes a failed result.
 
     A forkserver child starts clean: forking the step process itself, which holds MLflow's
     threads and locks, can deadlock the child (seen with loky workers inside it).
