@@ -218,10 +218,10 @@ def test_both_variants_are_profiled_at_one_thread_and_only_the_served_one_at_mor
 ) -> None:
     _, test = frames
     settings = dataclasses.replace(cfg.deployment.profile, repeats=1, calls=5, warmup=1, batch_sizes=[1, 20])
-    profiles = variants.profile_variants(
+    profiles, served = variants.profile_variants(
         default_model, default_checked, test[cfg.data.features()], [1, 2], tmp_path, settings, cfg.serving.chunk_rows
     )
-    served = variants.fastest(profiles)
+    assert served == variants.fastest(profiles)
     assert set(profiles) == {variants.SKLEARN, variants.ONNX}
     assert list(profiles[served]["threads"]) == ["1", "2"]
     (other,) = set(profiles) - {served}

@@ -104,14 +104,15 @@ def register_tuned(
     data, cfg = ctx.cfg.data, ctx.cfg.registry
     X, X_test, y_test = train[data.features()], test[data.features()], test[data.target]
     candidate = measure(best, train, test, ctx.cfg, ctx.workdir, swept)
-    model, compiled, served, hardware_meta = candidate.model, candidate.compiled, candidate.served, candidate.hardware
+    model, compiled, hardware_meta = candidate.model, candidate.compiled, candidate.hardware
+    served = hardware_meta["served"]
     if compiled.onnx is None:
         ctx.warn(f"serving the sklearn Pipeline, not the compiled graph: {compiled.reason}")
     _log_assessment(candidate.assessment, y_test)
     mlflow.set_tag(REFERENCE_SOURCE_TAG, candidate.reference_source)
     mlflow.log_metrics({f"register_{name}_s": s for name, s in candidate.seconds.items()})
     args = save_args(model, X)
-    serving = _serving_record(ctx, compiled, served, candidate.profiles)
+    serving = _serving_record(ctx, compiled, served, hardware_meta["variants"])
     info = serving_model.log_model(
         model,
         compiled.onnx if served == variants.ONNX else None,

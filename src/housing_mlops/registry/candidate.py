@@ -31,9 +31,7 @@ class Candidate:
     assessment: Assessment
     reference: Reference
     reference_source: str  # the sweep's out-of-fold predictions, or folds refitted
-    profiles: dict[str, dict[str, Any]]
-    served: str  # variants.SKLEARN | variants.ONNX
-    hardware: dict[str, Any]  # targets.metadata: host, profiles, cost table, target
+    hardware: dict[str, Any]  # targets.metadata: host, variant profiles, served variant, cost table, target
     target: targets.Recommendation
     seconds: dict[str, float]  # compile, reference, profile
 
@@ -66,7 +64,7 @@ def measure(
     seconds["reference"] = time.perf_counter() - started
     host = hardware.host_fingerprint()
     started = time.perf_counter()
-    profiles = variants.profile_variants(
+    profiles, served = variants.profile_variants(
         model,
         compiled,
         X_test,
@@ -76,8 +74,7 @@ def measure(
         cfg.serving.chunk_rows,
     )
     seconds["profile"] = time.perf_counter() - started
-    served = variants.fastest(profiles)
     costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)
     meta = targets.metadata(host, profiles, served, costs, target, deployment.workload)
-    return Candidate(model, compiled, assessment, reference, source, profiles, served, meta, target, seconds)
+    return Candidate(model, compiled, assessment, reference, source, meta, target, seconds)

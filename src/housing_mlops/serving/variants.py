@@ -61,13 +61,14 @@ def profile_variants(
     folder: Path,
     profile: ProfileConfig,
     chunk_rows: int,
-) -> dict[str, dict[str, Any]]:
-    """Each variant's load-robust profile, loaded from its own file in `folder`, called on raw frames.
+) -> tuple[dict[str, dict[str, Any]], str]:
+    """Each variant's load-robust profile (loaded from its own file in `folder`), and the one to serve.
 
-    Every variant is profiled at 1 thread, which is what the served one is chosen on (`fastest`);
-    only the served one then at the other counts of `threads`. The other's multi-thread figures
-    chose nothing and cost most under load: beside two CPU burners, HistGradientBoosting's
-    single-row calls on an OpenMP pool of every core took 232 s of a 395 s register step.
+    The variants are called on raw frames. Every variant is profiled at 1 thread, which is what the
+    served one is chosen on (`fastest`); only the served one then at the other counts of `threads`.
+    The other's multi-thread figures chose nothing and cost most under load: beside two CPU
+    burners, HistGradientBoosting's single-row calls on an OpenMP pool of every core took 232 s of
+    a 395 s register step.
     """
     skops_file = folder / "model.skops"
     skops.io.dump(model, skops_file)
@@ -83,7 +84,7 @@ def profile_variants(
     served = fastest(profiles)
     load, at = loaders[served]
     profiles[served] = hardware.profile_variant(load, rows, threads, at, profile, profiles[served])
-    return profiles
+    return profiles, served
 
 
 def fastest(profiles: dict[str, dict[str, Any]]) -> str:
