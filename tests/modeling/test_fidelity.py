@@ -68,19 +68,33 @@ def test_folds_grown_through_rungs_score_exactly_as_fresh_fits(small) -> None:
     assert staged.predictions.tolist() == oof.tolist()
 
 
-def test_the_preprocessing_of_a_fold_is_fitted_once_per_distinct_stage_parameters(small) -> None:
+def test_the_preprocessing_of_a_fold_is_fitted_once_per_distinct_parameters_branch_by_branch(small) -> None:
     X, y, spec = small
     cache = fidelity.PrefixCache()
+    branches = len(make_pipeline(spec, hgb())[:-1]["features"].transformers)
 
-    def run(n_clusters: int) -> None:
-        pipeline = make_pipeline(dataclasses.replace(spec, n_clusters=n_clusters), hgb(max_iter=5))
+    def run(**features: object) -> None:
+        pipeline = make_pipeline(dataclasses.replace(spec, **features), hgb(max_iter=5))
         fidelity.staged_cross_validate(pipeline, X, y, FOLDS, 7, fidelity.Fidelity("max_iter", 5, 2), ignore, cache)
 
-    run(4)
-    run(4)
-    assert len(cache._entries) == FOLDS * 2  # impute and features of each fold, stored once
-    run(5)
-    assert len(cache._entries) == FOLDS * 3  # new features per fold, the same imputer reused
+    run(n_clusters=4)
+    assert cache.fits == FOLDS * (1 + branches)  # the imputer and each feature branch of each fold
+    run(n_clusters=4)
+    assert cache.fits == FOLDS * (1 + branches)  # nothing refitted
+    run(n_clusters=5, gamma=2.0)
+    assert cache.fits == FOLDS * (2 + branches)  # only the cluster similarities, per fold
+
+
+@pytest.mark.parametrize("features", [{}, {"n_clusters": 6, "gamma": 3.0}, {"neighbor_ks": [2, 5]}])
+def test_cached_preprocessing_equals_the_pipelines_own_exactly(small, features: dict) -> None:
+    X, y, spec = small
+    cache = fidelity.PrefixCache()
+    fidelity.prefix_outputs(make_pipeline(spec, hgb())[:-1], 0, X[:400], y[:400], X[400:], cache)  # fills the cache
+    prefix = make_pipeline(dataclasses.replace(spec, **features), hgb())[:-1]
+    train, test = fidelity.prefix_outputs(prefix, 0, X[:400], y[:400], X[400:], cache)
+    # as Pipeline.fit sees the train rows (the neighbour means leave each row out), then predict the test rows
+    pd.testing.assert_frame_equal(train, prefix.fit_transform(X[:400], y[:400]), check_exact=True)
+    pd.testing.assert_frame_equal(test, prefix.transform(X[400:]), check_exact=True)
 
 
 def test_the_cache_drops_the_least_recently_used_outputs(small) -> None:
