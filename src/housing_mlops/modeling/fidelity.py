@@ -118,6 +118,7 @@ def _branches(
     the neighbour target means among them (the slowest, and tuned by no trial), are reused.
     """
     parts: list[Outputs] = []
+    names: list[str] = []
     for branch, transformer, columns in stage.transformers:
         branch_key = (
             *key,
@@ -126,9 +127,12 @@ def _branches(
             digest(transformer.get_params(deep=True)),
             tuple(columns),
         )
-        train, test = cache.output(branch_key, transformer, X_train[columns], y_train, X_test[columns])
-        parts.append((train.add_prefix(f"{branch}__"), test.add_prefix(f"{branch}__")))
-    return pd.concat([train for train, _ in parts], axis=1), pd.concat([test for _, test in parts], axis=1)
+        parts.append(cache.output(branch_key, transformer, X_train[columns], y_train, X_test[columns]))
+        names += [f"{branch}__{column}" for column in parts[-1][0].columns]
+    # one copy per trial: the cached branch outputs are concatenated, then named as the transformer names them
+    train, test = pd.concat([train for train, _ in parts], axis=1), pd.concat([test for _, test in parts], axis=1)
+    train.columns = test.columns = names
+    return train, test
 
 
 def prefix_outputs(
