@@ -147,6 +147,8 @@ def run(cfg: Config, data_path: Path, n_trials: int | None) -> dict[str, Any]:
             "trials_pruned": states.count(optuna.trial.TrialState.PRUNED),
             "best_trial": study.best_trial.number,
             "best_cv_wmape": study.best_value,
+            "cv_wmape": outcome.record["cv"]["wmape"],  # the registered model's
+            "members": [m["trial"] for m in outcome.record.get("members", [])],
             "n_workers_in_config": cfg.sweep.n_workers,  # the floor always runs one worker
         },
         "test": scores,

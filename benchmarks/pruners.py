@@ -49,6 +49,9 @@ def compare(settings: Settings, pruner: str) -> dict[str, object]:
     return {
         "pruner": pruner,
         "best_cv_wmape": study.best_value,
+        # the registered model's: the best trial's, or the average of sweep.ensemble trials
+        "registered_cv_wmape": outcome.record["cv"]["wmape"],
+        "members": [m["trial"] for m in outcome.record.get("members", [])],
         "grid_cv_wmape": outcome.record["grid_cv_wmape"],
         "best_after": {n: curve[n - 1] for n in CHECKPOINTS if n <= len(curve)},
         "states": outcome.record["study"]["trials"],

@@ -33,6 +33,8 @@ RECORD = {
                 "trials_fail": 1.0,
                 "best_cv_wmape": 0.2,
                 "grid_cv_wmape": 0.25,
+                "cv_wmape": 0.19,
+                "members": 3.0,
             },
         },
         {
@@ -96,6 +98,8 @@ def test_cold_result_reads_steps_sweep_and_test_figures() -> None:
         "outside_steps_s": 5.12,
         "sweep_trials_finished": 6,
         "sweep_best_cv_wmape": 0.2,
+        "sweep_cv_wmape": 0.19,
+        "sweep_members": 3.0,
         "sweep_grid_cv_wmape": 0.25,
         "test_wmape": 0.21,
         "test_rmse": 40_000.0,

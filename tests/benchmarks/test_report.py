@@ -405,3 +405,26 @@ def test_update_readme_fails_without_markers(tmp_path: Path) -> None:
         update_readme(readme, "table")
     assert README_START not in readme.read_text()
     assert README_END not in readme.read_text()
+
+
+def test_summary_judges_the_best_trial_and_an_averaged_registered_model_each_on_its_own_row() -> None:
+    results = small_results()
+    results["cold"] |= {
+        "sweep_best_cv_wmape": 0.1213,
+        "sweep_grid_cv_wmape": 0.1223,
+        "sweep_cv_wmape": 0.1201,
+        "sweep_members": 3.0,
+    }
+    summary = by_label(table(render(results, ""), "measure"))
+    assert summary["sweep: best CV wMAPE (grid winner on the same folds 0.1223)"] == [
+        "0.1213",
+        "≤ 0.1205, below the grid's",
+        "**no**",
+    ]
+    assert summary["sweep: registered model's CV wMAPE (the best 3 trials averaged)"] == [
+        "0.1201",
+        "≤ 0.1205, below the grid's",
+        "yes",
+    ]
+    results["cold"]["sweep_members"] = 1.0  # the best trial alone: its row says it all
+    assert not any("averaged" in label for label in by_label(table(render(results, ""), "measure")))

@@ -81,6 +81,7 @@ def test_several_overrides_in_one_string() -> None:
         ("serving.typo=1", "serving.typo"),
         ("sweep.n_trials=0", "sweep.n_trials"),
         ("sweep.timeout_s=-1", "sweep.timeout_s"),
+        ("sweep.ensemble=0", "sweep.ensemble"),
         ("select.candidate_timeout_s=0", "select.candidate_timeout_s"),
         ("sweep.pruner=bogus", "sweep.pruner"),
         ("sweep.fidelity.min_resource=600", "sweep.fidelity.min_resource"),  # above every max_iter

@@ -22,7 +22,9 @@ RAISING_RIDGE = (
 
 def test_two_workers_make_one_consistent_study_and_raising_trials_are_failed(trained: Trained, tmp_path: Path) -> None:
     store = trained.copy(tmp_path / "store")
-    hydra = f"{FAST_OPTIONS} {RAISING_RIDGE} sweep.n_workers=2 sweep.n_trials={TRIALS} sweep.pruner=none"
+    hydra = (
+        f"{FAST_OPTIONS} {RAISING_RIDGE} sweep.n_workers=2 sweep.n_trials={TRIALS} sweep.pruner=none sweep.ensemble=1"
+    )
     done = store.mlflow_run("-P", "steps=sweep", hydra=hydra)
     assert "[features] cached" in done.stdout
     assert "[select] running" in done.stdout

@@ -8,16 +8,23 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from optuna.trial import TrialState
+from sklearn.ensemble import VotingRegressor
+from sklearn.linear_model import Ridge
+from sklearn.model_selection import cross_val_predict
 
 from housing_mlops.config.modeling import SpaceParam
 from housing_mlops.config.schema import Config
 from housing_mlops.errors import SweepError
 from housing_mlops.features.spec import feature_spec_from_config
-from housing_mlops.modeling import tuning
+from housing_mlops.modeling import ensemble, tuning
+from housing_mlops.modeling.evaluation import folds
+from housing_mlops.modeling.metrics import wmape
 from housing_mlops.pipeline.sweep import default_storage, run_sweep
+from housing_mlops.registry import assessment
 
 SELECTION = {"family": "ridge", "params": {"alpha": 1.0}, "cv": {"wmape": 0.3}, "folds": 2}
 
@@ -138,3 +145,53 @@ def test_a_raising_trial_is_one_warning_line_without_optuna_s_traceback(tmp_path
     assert not [m for m in optuna_records.messages if "failed with" in m], optuna_records.messages
     trial_lines = [r.getMessage() for r in mine if r.getMessage().startswith("trial ")]
     assert len(trial_lines) == len(study.trials) == 6
+
+
+def test_an_ensemble_averages_the_best_trials_and_its_cv_is_the_registered_models(
+    tmp_path: Path, inputs, cfg: Config
+) -> None:
+    X, y, spec, _, sweep = inputs
+    hgb = cfg.models.zoo["hist_gradient_boosting"]
+    model = dataclasses.replace(
+        hgb,
+        fixed={**hgb.fixed, "max_iter": 30},
+        space={
+            "learning_rate": SpaceParam(type="float", low=0.05, high=0.3, log=True),
+            "max_leaf_nodes": SpaceParam(type="int", low=4, high=16),
+        },
+    )
+    selection = {"family": "hist_gradient_boosting", "params": {"loss": "absolute_error"}, "cv": {"wmape": 0.3}}
+    cfg_sweep = dataclasses.replace(
+        sweep, n_trials=6, ensemble=3, pruner="none", fidelity=dataclasses.replace(sweep.fidelity, min_resource=10)
+    )
+    outcome = run_sweep(X, y, spec, model, selection, cfg_sweep, "s", None, tmp_path, progress_bar=False)
+    record, study = outcome.record, outcome.study
+    chosen = ensemble.members(study, 3)
+    assert [t.number for t in chosen] == [m["trial"] for m in record["members"]]
+    assert chosen[0].number == study.best_trial.number
+    assert len(chosen) == 3
+    ranked = sorted(study.trials, key=lambda t: (t.value, t.number))
+    assert [t.number for t in chosen] == [t.number for t in ranked if t in chosen]  # best first
+    assert len({m["params"]["learning_rate"] for m in record["members"]}) == 3
+    assert record["members"][0]["cv_wmape"] == round(study.best_value, 6)
+    assert record["params"] == tuning.tuned_params(model, selection["params"], study.best_params)
+    # the members refitted on the best trial's features are the registered Pipeline, on the sweep's folds
+    pipeline = assessment.tuned_pipeline(record)
+    assert isinstance(pipeline[-1], VotingRegressor)
+    assert pipeline.get_params()["features__geo__n_clusters"] == study.best_params["features.n_clusters"]
+    splits = list(folds(len(X), 2, record["study"]["seed"]))
+    refitted = cross_val_predict(pipeline, X, y, cv=splits)
+    np.testing.assert_allclose(outcome.predictions, refitted, rtol=1e-12)
+    per_fold = [wmape(y.iloc[test], refitted[test]) for _, test in splits]
+    assert record["cv"]["wmape"] == pytest.approx(np.mean(per_fold), abs=1e-6)
+    assert record["cv"]["wmape"] < study.best_value  # registered because it beats the best alone
+
+
+def test_an_average_no_better_than_the_best_trial_is_not_registered(tmp_path: Path, inputs, caplog) -> None:
+    # ridge trials whose alphas barely differ: their average scores as the best does
+    with caplog.at_level(logging.INFO, logger="housing_mlops.pipeline.sweep"):
+        outcome = sweep_in(tmp_path, inputs, None, n_trials=6, ensemble=3)
+    assert "not kept: the best trial alone scores" in caplog.text
+    assert "members" not in outcome.record
+    assert outcome.record["cv"]["wmape"] == round(outcome.study.best_value, 6)
+    assert isinstance(assessment.tuned_pipeline(outcome.record)[-1], Ridge)

@@ -89,8 +89,9 @@ def test_out_of_fold_predictions_come_from_models_that_never_saw_the_row(frames:
     assert not np.array_equal(oof, other)
 
 
+@pytest.mark.parametrize("size", [1, 3])
 def test_the_reference_takes_the_sweeps_out_of_fold_predictions_only_when_they_are_the_same(
-    frames: tuple, cfg: Config, tmp_path
+    frames: tuple, cfg: Config, tmp_path, size: int
 ) -> None:
     train, _ = frames
     X, y = train[cfg.data.features()], train[cfg.data.target]
@@ -103,8 +104,9 @@ def test_the_reference_takes_the_sweeps_out_of_fold_predictions_only_when_they_a
     }
     sweep = dataclasses.replace(
         cfg.sweep,
-        n_trials=3,
+        n_trials=4,
         n_startup_trials=1,
+        ensemble=size,
         folds=reference.folds,
         seed=reference.seed,
         fidelity=dataclasses.replace(cfg.sweep.fidelity, min_resource=20),
@@ -117,7 +119,10 @@ def test_the_reference_takes_the_sweeps_out_of_fold_predictions_only_when_they_a
     record = outcome.record
 
     reused, source = reference_predictions(record, train, cfg.data, reference, outcome.predictions)
-    assert source == f"the sweep's trial {outcome.study.best_trial.number}"
+    members = [m["trial"] for m in record.get("members", [])]
+    assert bool(members) == (size == 3)  # on this sample the average beats the best alone
+    which = f"average of trials {members}" if members else f"trial {outcome.study.best_trial.number}"
+    assert source == f"the sweep's {which}"
     # what the folds refitted from scratch predict (1-thread processes, as the sweep's): bit for bit
     np.testing.assert_array_equal(reused, out_of_fold(record, train, cfg.data, reference))
     values = [t.value for t in outcome.study.trials]

@@ -11,13 +11,14 @@ import pandas as pd
 import pytest
 from skl2onnx import update_registered_converter
 from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.linear_model import Ridge
 from threadpoolctl import threadpool_limits
 
 from housing_mlops.config.schema import Config
 from housing_mlops.data.split import split
 from housing_mlops.features.spec import feature_spec_for
 from housing_mlops.features.transformers import RatioFeatures
-from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+from housing_mlops.modeling.zoo import averaged, estimator_from, make_pipeline
 from housing_mlops.serving import converters, parity, variants
 from housing_mlops.serving.compile import align_thresholds, compile_pipeline
 from housing_mlops.serving.runtime import CompiledModel
@@ -87,6 +88,39 @@ def test_the_graph_agrees_with_sklearn_for_each_zoo_family(cfg: Config, frames: 
     test = frames[1][cfg.data.features()]
     compiled = CompiledModel(outcome.onnx, 1, 64)  # chunks smaller than the test set: chunking changes nothing
     np.testing.assert_allclose(compiled.predict(test), model.predict(test), rtol=cfg.serving.max_rel_error)
+
+
+def test_an_average_of_boosted_models_compiles_to_one_graph_with_parity(cfg: Config, frames: tuple) -> None:
+    train, test = frames
+    spec = feature_spec_for(cfg, {"strategy": "iterative", "params": dict(cfg.impute.strategies["iterative"])}, 8)
+    members = [
+        (f"trial_{i}", HistGradientBoostingRegressor(max_iter=40, learning_rate=rate, max_leaf_nodes=leaves))
+        for i, (rate, leaves) in enumerate([(0.1, 31), (0.2, 15), (0.05, 63)])
+    ]
+    model = make_pipeline(spec, averaged(members))
+    with threadpool_limits(1):
+        model.fit(train[cfg.data.features()], train[cfg.data.target])
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is not None, outcome.reason
+    assert outcome.parity is not None
+    assert outcome.parity.passed
+    features = test[cfg.data.features()]
+    got = CompiledModel(outcome.onnx, 1, 64).predict(features)
+    np.testing.assert_allclose(got, model.predict(features), rtol=cfg.serving.max_rel_error)
+    # the mean of three models, not any one of them
+    alone = [make_pipeline(spec, m).fit(train[cfg.data.features()], train[cfg.data.target]) for _, m in members]
+    assert all(np.abs(got - one.predict(features)).max() > 1.0 for one in alone)
+
+
+def test_an_average_with_a_model_that_is_not_trees_keeps_sklearn_and_says_why(cfg: Config, frames: tuple) -> None:
+    train, _ = frames
+    spec = feature_spec_for(cfg, {"strategy": "median", "params": {}}, 8)
+    regressor = averaged([("trees", HistGradientBoostingRegressor(max_iter=20)), ("ridge", Ridge())])
+    model = make_pipeline(spec, regressor).fit(train[cfg.data.features()], train[cfg.data.target])
+    outcome = checked(model, cfg, frames)
+    assert outcome.onnx is None
+    assert "stage 'model' (VotingRegressor)" in outcome.reason
+    assert "an unweighted average of tree models" in outcome.reason
 
 
 def test_odd_rows_predict_as_sklearn_does(

@@ -217,11 +217,13 @@ class SweepConfig:
     heartbeat_s: int
     n_workers: int
     n_jobs: int
+    ensemble: int
     feature_space: dict[str, SpaceParam]
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""
         require(self.n_trials >= 1, "sweep.n_trials", self.n_trials, ">= 1")
+        require(self.ensemble >= 1, "sweep.ensemble", self.ensemble, ">= 1 (1 = the best trial alone)")
         require(
             self.timeout_s is None or self.timeout_s > 0,
             "sweep.timeout_s",

@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from housing_mlops.config.modeling import ModelConfig
 from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling.ensemble import Ensemble
 from housing_mlops.modeling.tuning import FINISHED, PRUNED_ATTR, failure_reason, split_params, tuned_params
 
 log = logging.getLogger(__name__)
@@ -38,17 +39,34 @@ def sweep_record(
     sampler: str,
     folds: int,
     seed: int,
+    averaged: Ensemble | None = None,
 ) -> dict[str, Any]:
-    """best_params.yaml: the tuned family, its parameters and features, CV scores, the study."""
+    """best_params.yaml: the tuned family, its parameters and features, CV scores, the study.
+
+    With `averaged`, `members` lists the averaged trials and `cv` is the average's score; `params`
+    and `features` stay the best trial's.
+    """
     best = study.best_trial
     features = split_params(best.params)[1]
     score = grid_score(study)
+    if averaged is None:
+        cv = {k.removeprefix("cv_"): v for k, v in best.user_attrs.items() if k.startswith("cv_")}
+        members = {}
+    else:
+        cv = averaged.cv
+        members = {
+            "members": [
+                {"trial": n, "params": p, "cv_wmape": round(v, 6)}
+                for n, p, v in zip(averaged.trials, averaged.params, averaged.member_cv_wmape, strict=True)
+            ]
+        }
     return {
         "family": selection["family"],
         "estimator": model.estimator,
         "params": tuned_params(model, selection["params"], best.params),
         "features": features,
-        "cv": {k.removeprefix("cv_"): round(v, 6) for k, v in best.user_attrs.items() if k.startswith("cv_")},
+        **members,
+        "cv": {k: round(v, 6) for k, v in cv.items()},
         "study": {
             "name": study.study_name,
             "best_trial": best.number,

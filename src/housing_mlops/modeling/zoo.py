@@ -4,6 +4,7 @@ import importlib
 from typing import Any
 
 from sklearn.base import BaseEstimator
+from sklearn.ensemble import VotingRegressor
 from sklearn.model_selection import ParameterGrid
 from sklearn.pipeline import Pipeline
 
@@ -36,3 +37,10 @@ def make_pipeline(spec: FeatureSpec, estimator: BaseEstimator, memory: Any = Non
     imputer across every candidate and trial, the features across those sharing K and gamma.
     """
     return Pipeline([*build_preprocessor(spec).steps, ("model", estimator)], memory=memory)
+
+
+def averaged(members: list[tuple[str, BaseEstimator]]) -> BaseEstimator:
+    """The members' mean prediction as one regressor; a single member is returned as it is."""
+    if len(members) == 1:
+        return members[0][1]
+    return VotingRegressor(members)

@@ -29,7 +29,7 @@ from threadpoolctl import threadpool_limits
 from housing_mlops.config.modeling import ModelConfig, SweepConfig
 from housing_mlops.errors import ConfigError, SweepError
 from housing_mlops.features.spec import FeatureSpec
-from housing_mlops.modeling import study_store, tuning
+from housing_mlops.modeling import ensemble, study_store, tuning
 from housing_mlops.modeling.evaluation import threads_per_worker
 from housing_mlops.modeling.sweep_report import log_trial, sweep_record
 
@@ -57,8 +57,9 @@ class SweepOutcome:
     study: optuna.Study
     record: dict[str, Any]
     stale: int  # trials a killed earlier sweep left running, failed before this one started
-    # the best trial's out-of-fold predictions on X when this run computed them (a staged trial on
-    # this machine), else None: register then refits the folds for its monitoring reference
+    # the registered model's out-of-fold predictions on X when this run computed them (the average's,
+    # or the best trial's when staged on this machine), else None: register then refits the folds
+    # for its monitoring reference
     predictions: np.ndarray | None = None
 
 
@@ -189,9 +190,27 @@ def run_sweep(
     if in_memory is None:
         final = study_store.open_storage(str(storage_url), cfg.heartbeat_s)
         study = optuna.load_study(study_name=study_name, storage=final)
-    record = sweep_record(study, spec, selection, model, cfg.sampler, cfg.folds, cfg.seed)
-    best = tuning.predictions_file(predictions_dir, study.best_trial.number)
-    return SweepOutcome(study, record, stale, np.load(best) if best.exists() else None)
+
+    def saved(trial: int) -> np.ndarray | None:
+        path = tuning.predictions_file(predictions_dir, trial)
+        return np.load(path) if path.exists() else None
+
+    averaged = None
+    chosen = ensemble.members(study, cfg.ensemble)
+    if len(chosen) > 1:
+        averaged = ensemble.average(
+            chosen, X, y, spec, model, selection["params"], cfg.folds, cfg.seed, cfg.n_jobs, saved
+        )
+        kept = averaged.cv["wmape"] < study.best_value
+        log.info(
+            f"trials {averaged.trials} averaged: CV wMAPE {averaged.cv['wmape']:.4f} "
+            f"(each alone on the best's features: {', '.join(f'{v:.4f}' for v in averaged.member_cv_wmape)}); "
+            + ("registered" if kept else f"not kept: the best trial alone scores {study.best_value:.4f}")
+        )
+        averaged = averaged if kept else None
+    record = sweep_record(study, spec, selection, model, cfg.sampler, cfg.folds, cfg.seed, averaged)
+    predictions = saved(study.best_trial.number) if averaged is None else averaged.predictions
+    return SweepOutcome(study, record, stale, predictions)
 
 
 def _fork(worker: Callable[[int, int], None], shares: list[int], study_name: str, storage_url: str) -> None:

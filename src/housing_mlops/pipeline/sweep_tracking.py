@@ -99,5 +99,8 @@ def log_study(study: optuna.Study, record: dict[str, Any], storage_url: str) -> 
             "best_trial": best.number,
             **{f"trials_{k}": v for k, v in record["study"]["trials"].items()},
             **({"grid_cv_wmape": grid} if grid is not None else {}),
+            # the registered model's: the best trial's, or the average of `members`
+            "cv_wmape": record["cv"]["wmape"],
+            "members": len(record.get("members", [best])),
         }
     )

@@ -17,7 +17,7 @@ from housing_mlops.data.split import strata
 from housing_mlops.features.spec import FeatureSpec
 from housing_mlops.modeling.evaluation import segment_wmape
 from housing_mlops.modeling.metrics import evaluate
-from housing_mlops.modeling.zoo import estimator_from, make_pipeline
+from housing_mlops.modeling.zoo import averaged, estimator_from, make_pipeline
 
 
 @dataclass(frozen=True)
@@ -32,8 +32,13 @@ class Assessment:
 
 
 def tuned_pipeline(best: dict[str, Any]) -> Pipeline:
-    """The sweep's best Pipeline (preprocessing + regressor), unfitted."""
-    return make_pipeline(FeatureSpec.from_dict(best["feature_spec"]), estimator_from(best["estimator"], best["params"]))
+    """The sweep's Pipeline (preprocessing + regressor), unfitted: the best trial's, or its average of `members`."""
+    members = best.get("members")
+    if members:
+        regressor = averaged([(f"trial_{m['trial']}", estimator_from(best["estimator"], m["params"])) for m in members])
+    else:
+        regressor = estimator_from(best["estimator"], best["params"])
+    return make_pipeline(FeatureSpec.from_dict(best["feature_spec"]), regressor)
 
 
 def fit_final(best: dict[str, Any], train: pd.DataFrame, data: DataConfig) -> Pipeline:
@@ -57,9 +62,9 @@ def reference_predictions(
 ) -> tuple[np.ndarray, str]:
     """The out-of-fold predictions for the monitoring reference, and where they come from.
 
-    The sweep's own, `swept` (its best trial's), when its folds are the reference's: the same
-    folds, fits and rows give the same predictions, so the folds are not fitted twice. Otherwise
-    `out_of_fold` fits them.
+    The sweep's own, `swept` (the registered model's: its best trial's or its average's), when its
+    folds are the reference's: the same folds, fits and rows give the same predictions, so the
+    folds are not fitted twice. Otherwise `out_of_fold` fits them.
     """
     study = best.get("study", {})
     if (
@@ -67,7 +72,9 @@ def reference_predictions(
         and len(swept) == len(train)
         and (study.get("folds"), study.get("seed")) == (cfg.folds, cfg.seed)
     ):
-        return np.asarray(swept, dtype=float), f"the sweep's trial {study.get('best_trial')}"
+        members = [m["trial"] for m in best.get("members", [])]
+        which = f"average of trials {members}" if members else f"trial {study.get('best_trial')}"
+        return np.asarray(swept, dtype=float), f"the sweep's {which}"
     return out_of_fold(best, train, data, cfg), f"{cfg.folds} folds refitted"
 
 

@@ -18,6 +18,7 @@ import pandas as pd
 from skl2onnx import convert_sklearn
 from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
 from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import VotingRegressor
 from sklearn.pipeline import Pipeline
 
 from housing_mlops.errors import HousingError
@@ -165,7 +166,7 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
         parts.append(graph.node("Cast", [out], f"{path}/output", to=onnx.TensorProto.DOUBLE))
     engineered = graph.node("Concat", parts, FEATURES, axis=1)
     width = len(model[:-1].get_feature_names_out())
-    if reference is not None and isinstance(regressor, converters.TREES):
+    if reference is not None and converters.tree_model(regressor):
         try:
             computed = _run(graph.model(layout, FEATURES, width), reference, layout)
         except Exception as exc:  # onnxruntime's own error types
@@ -212,7 +213,7 @@ def _headroom(expected: np.ndarray, computed: np.ndarray) -> float:
 
 
 def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray) -> Any:
-    """A copy of a tree model whose thresholds send the graph's features where sklearn's go.
+    """A copy of a tree model (or of an average of them) whose thresholds send the graph's features where sklearn's go.
 
     scikit-learn's trees split at values that training rows hold exactly (percentiles of
     duplicated values), so a row whose feature equals a threshold goes left. The graph computes
@@ -222,7 +223,6 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
     relative to the graph's error on feature j (`_headroom`). Other thresholds are left as
     they are.
     """
-    aligned = copy.deepcopy(regressor)
     ceilings, headrooms = [], []
     for j in range(expected.shape[1]):
         frame = pd.DataFrame({"expected": expected[:, j], "computed": computed[:, j]})
@@ -241,17 +241,26 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
             out[at] = np.fmax(thresholds[at], raised)  # fmax: NaN (no row holds t) keeps t
         return out
 
-    if hasattr(aligned, "_predictors"):  # HistGradientBoosting
-        for predictors in aligned._predictors:
-            nodes = predictors[0].nodes
-            nodes["num_threshold"] = align(nodes["feature_idx"], nodes["num_threshold"], ~nodes["is_leaf"].astype(bool))
+    def aligned_copy(model: Any) -> Any:
+        aligned = copy.deepcopy(model)
+        if hasattr(aligned, "_predictors"):  # HistGradientBoosting
+            for predictors in aligned._predictors:
+                nodes = predictors[0].nodes
+                interior = ~nodes["is_leaf"].astype(bool)
+                nodes["num_threshold"] = align(nodes["feature_idx"], nodes["num_threshold"], interior)
+            return aligned
+        for estimator in np.ravel(getattr(aligned, "estimators_", [aligned])):  # GradientBoosting: 2-D
+            state = estimator.tree_.__getstate__()
+            nodes = state["nodes"]
+            nodes["threshold"] = align(nodes["feature"], nodes["threshold"], nodes["left_child"] >= 0)
+            estimator.tree_.__setstate__(state)
         return aligned
-    for estimator in np.ravel(getattr(aligned, "estimators_", [aligned])):  # GradientBoosting: 2-D
-        state = estimator.tree_.__getstate__()
-        nodes = state["nodes"]
-        nodes["threshold"] = align(nodes["feature"], nodes["threshold"], nodes["left_child"] >= 0)
-        estimator.tree_.__setstate__(state)
-    return aligned
+
+    if isinstance(regressor, VotingRegressor):  # an average: each member's trees, on the same features
+        average = copy.copy(regressor)
+        average.estimators_ = [aligned_copy(member) for member in regressor.estimators_]
+        return average
+    return aligned_copy(regressor)
 
 
 def _first_line(exc: BaseException) -> str:

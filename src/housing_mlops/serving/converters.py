@@ -21,6 +21,7 @@ from sklearn.ensemble import (
     GradientBoostingRegressor,
     HistGradientBoostingRegressor,
     RandomForestRegressor,
+    VotingRegressor,
 )
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (unlocks IterativeImputer)
 from sklearn.impute import IterativeImputer, SimpleImputer
@@ -42,6 +43,13 @@ TREES = (
     ExtraTreesRegressor,
     DecisionTreeRegressor,
 )
+
+
+def tree_model(model: Any) -> bool:
+    """A tree model, or an average of tree models (all trees: their thresholds can be aligned)."""
+    if isinstance(model, VotingRegressor):
+        return all(isinstance(member, TREES) for member in model.estimators_)
+    return isinstance(model, TREES)
 
 
 class _Graph:
@@ -80,7 +88,7 @@ def _width(operator: Any) -> int:
         return int(stage.cluster_centers_.shape[0])
     if isinstance(stage, NeighborTargetFeatures):
         return len(stage.n_neighbors)
-    if isinstance(stage, TREES):
+    if isinstance(stage, (*TREES, VotingRegressor)):
         return 1
     return int(operator.inputs[0].get_second_dimension())  # one-to-one stages
 
@@ -388,6 +396,18 @@ def _convert_trees(scope: Any, operator: Any, container: Any) -> None:
     _tree_ensemble(g, model, x, out)
 
 
+def _convert_average(scope: Any, operator: Any, container: Any) -> None:
+    """VotingRegressor of tree models: each member's ensemble, then their mean (ORT has no float64 Mean)."""
+    model, g, x, out = _io(scope, operator, container)
+    if not tree_model(model) or model.weights is not None:
+        raise NotImplementedError("VotingRegressor other than an unweighted average of tree models")
+    predictions = [_tree_ensemble(g, member, x) for member in model.estimators_]
+    total = predictions[0]
+    for prediction in predictions[1:]:  # in order, as numpy's mean over the members adds them
+        total = g.op("Add", total, prediction)
+    g.op("Div", total, g.const(np.array([float(len(predictions))])), output=out)
+
+
 CONVERTERS = {
     RatioFeatures: ("HousingRatioFeatures", _convert_ratio),
     ClusterSimilarity: ("HousingClusterSimilarity", _convert_clusters),
@@ -400,6 +420,7 @@ CONVERTERS = {
     RandomForestRegressor: ("HousingRandomForestRegressor", _convert_trees),
     ExtraTreesRegressor: ("HousingExtraTreesRegressor", _convert_trees),
     DecisionTreeRegressor: ("HousingDecisionTreeRegressor", _convert_trees),
+    VotingRegressor: ("HousingVotingRegressor", _convert_average),
 }
 
 
