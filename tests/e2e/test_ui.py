@@ -15,6 +15,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -65,11 +66,19 @@ def ui_server(trained: Trained, tmp_path: Path) -> Iterator[tuple[Store, str, Re
         server.stop()
 
 
-def aliases_on(page: Any) -> list[str]:
-    """The aliases a version's page shows beside "Aliases:", e.g. ['challenger', 'champion']."""
+def shows_aliases(page: Any, expected: list[str]) -> None:
+    """Wait until a version's page shows exactly `expected` beside "Aliases:" (sorted, e.g.
+    ['challenger', 'champion']); the page renders the label before the version's aliases arrive."""
     label = page.get_by_text("Aliases").first
     label.wait_for(timeout=30_000)
-    return sorted(re.findall(r"@\s*([\w-]+)", label.evaluate("e => e.parentElement.parentElement.innerText")))
+    deadline = time.monotonic() + 30
+    while True:
+        text = label.evaluate("e => e.parentElement.parentElement.innerText")
+        shown = sorted(re.findall(r"@\s*([\w-]+)", text))
+        if shown == expected or time.monotonic() > deadline:
+            break
+        time.sleep(0.3)
+    assert shown == expected, f"the page shows aliases {shown} after 30 s, expected {expected}"
 
 
 def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
@@ -107,7 +116,7 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
 
             step = "version 2 before"
             page.goto(f"{url}/#/models/{MODEL}/versions/2")
-            assert aliases_on(page) == ["challenger"]
+            shows_aliases(page, ["challenger"])
             # the model card shows the gate's verdict and the hardware target to the person deciding
             page.get_by_text("Promotion gate:").first.wait_for()
             page.get_by_text("Hardware target:").first.wait_for()
@@ -124,7 +133,7 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             dialog.get_by_role("button", name="Save aliases").click()
             dialog.wait_for(state="hidden")
             page.reload()
-            assert aliases_on(page) == ["challenger", "champion"]
+            shows_aliases(page, ["challenger", "champion"])
             page.screenshot(path=shots / "4-version-2-champion.png")
             assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "2"
 
@@ -156,10 +165,10 @@ def test_a_person_moves_champion_in_the_ui_predict_follows_and_rollback_shows(
             assert str(client.get_model_version_by_alias(MODEL, "champion").version) == "1"
             assert history() == ["1"]
             page.goto(f"{url}/#/models/{MODEL}/versions/1")
-            assert aliases_on(page) == ["champion"]
+            shows_aliases(page, ["champion"])
             page.screenshot(path=shots / "5-version-1-after-rollback.png")
             page.goto(f"{url}/#/models/{MODEL}/versions/2")
-            assert aliases_on(page) == ["challenger"]
+            shows_aliases(page, ["challenger"])
             wait_for(lambda: served_version(serve_url) == "1", "make serve answering with v1 after the rollback")
             assert {status for status, _ in answers} == {200}, "no failed request while serving followed"
             # answers only ever moved forward: v1 until the first poll after the UI's move, v2, v1 again
