@@ -205,5 +205,9 @@ def _parent_run(client: MlflowClient, experiment_id: str) -> mlflow.ActiveRun:
     active = mlflow.start_run(experiment_id=experiment_id, run_name="pipeline")
     if launched:
         client.set_tag(launched, PIPELINE_RUN_TAG, active.info.run_id)
-        log.warning(f"pipeline run {active.info.run_id} in experiment {experiment_id}")
+        # expected with a bare `mlflow run .` (the launcher's run lands in Default): say where to look
+        log.info(
+            f"pipeline run {active.info.run_id} in experiment {experiment_id}; "
+            f"launcher run {launched} links to it ({PIPELINE_RUN_TAG})"
+        )
     return active
