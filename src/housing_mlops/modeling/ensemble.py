@@ -77,19 +77,18 @@ def average(
     best_features = split_params(chosen[0].params)[1]
     features_spec = dataclasses.replace(spec, **best_features)
     splits = list(folds(len(X), n_folds, seed))
+    params = [tuned_params(model, base_params, trial.params) for trial in chosen]
     predictions = []
-    for trial in chosen:
+    for trial, estimator_params in zip(chosen, params, strict=True):
         own = saved(trial.number) if split_params(trial.params)[1] == best_features else None
         if own is None:
-            pipeline = make_pipeline(
-                features_spec, build_estimator(model, tuned_params(model, base_params, trial.params))
-            )
+            pipeline = make_pipeline(features_spec, build_estimator(model, estimator_params))
             own = np.asarray(cross_val_predict(pipeline, X, y, cv=splits, n_jobs=n_jobs))
         predictions.append(own)
     averaged = np.mean(predictions, axis=0)  # VotingRegressor's own average
     return Ensemble(
         trials=[t.number for t in chosen],
-        params=[tuned_params(model, base_params, t.params) for t in chosen],
+        params=params,
         member_cv_wmape=[_cv(y, p, splits)["wmape"] for p in predictions],
         cv=_cv(y, averaged, splits),
         predictions=averaged,
