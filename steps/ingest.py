@@ -2,6 +2,7 @@
 
 import logging
 import sys
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -31,7 +32,10 @@ def ingest(ctx: StepContext) -> None:
     mlflow.log_metrics(
         {"rows": len(df), "columns": df.shape[1], "rows_dropped_domain": checked.rows_dropped, **dropped}
     )
-    dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source under two schemes and warns on every local path
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted in multiple ways")
+        dataset = mlflow.data.from_pandas(df, source=data.source, targets=data.target, name=csv.name)
     mlflow.log_input(dataset, context="raw")
     log.info(f"{len(df)} rows from {data.source} (sha256 {sha[:12]})")
 

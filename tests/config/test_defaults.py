@@ -179,7 +179,7 @@ def test_the_preprocessor_is_built_with_the_yaml_values(cfg, strategy: str) -> N
         features.n_init,
         features.seed,
     )
-    assert list(built["features__neighbors"].n_neighbors) == features.neighbor_ks
+    assert list(built["features__neighbors__neighbortargetfeatures__n_neighbors"]) == features.neighbor_ks
     assert built["features__ratio__ratiofeatures__ratios"] == [dataclasses.asdict(r) for r in data.ratios]
     log_branch = next(cols for name, _, cols in built["features__transformers"] if name == "log")
     assert log_branch == data.log_columns

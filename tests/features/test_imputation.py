@@ -1,12 +1,14 @@
 """The imputation contest: the imputers, their config errors, and a deterministic, target-free
 masked-reconstruction score."""
 
+import warnings
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.ensemble import RandomForestRegressor
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.experimental import enable_iterative_imputer  # noqa: F401  (unlocks IterativeImputer)
 from sklearn.impute import IterativeImputer, KNNImputer, SimpleImputer
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -14,6 +16,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from housing_mlops.errors import ConfigError, HousingError, SchemaError
 from housing_mlops.features.imputation import (
     SCORE_COLUMNS,
+    RoundsImputer,
     ScaledKNNImputer,
     imputer_inputs,
     make_imputer,
@@ -64,6 +67,19 @@ def test_scaled_knn_rejects_a_column_with_no_known_value() -> None:
     X = np.array([[1.0, np.nan], [2.0, np.nan], [3.0, np.nan]])
     with pytest.raises(ValueError, match=r"column\(s\) \[1\] have no known value"):
         ScaledKNNImputer(n_neighbors=5).fit(X)
+
+
+def test_rounds_imputer_runs_its_rounds_silently_and_imputes_as_iterative_imputer(numeric) -> None:
+    params = {"estimator": RandomForestRegressor(n_estimators=5, max_depth=6, random_state=0), "random_state": 0}
+    with pytest.warns(ConvergenceWarning, match="Early stopping criterion not reached"):
+        expected = IterativeImputer(max_iter=1, skip_complete=True, **params).fit_transform(numeric)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        rounds = RoundsImputer(max_iter=1, skip_complete=True, **params)
+        filled = rounds.fit(numeric).transform(numeric)
+        np.testing.assert_array_equal(rounds.fit_transform(numeric), expected)
+    np.testing.assert_array_equal(filled, expected)
+    assert rounds.n_iter_ == 1
 
 
 def test_make_imputer_builds_each_strategy_from_its_params() -> None:

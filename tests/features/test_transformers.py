@@ -162,6 +162,15 @@ def test_feature_names_are_stable_and_named(spec, xy) -> None:
     assert list(out.columns) == expected
 
 
+def test_every_feature_is_on_a_unit_scale_for_the_linear_families(spec, xy) -> None:
+    # Ridge and lasso are candidates: a column in dollars (the neighbour means, std ~1e5) made
+    # ridge's normal equations ill-conditioned (rcond 1e-16) and lasso stop unconverged.
+    X, y = xy
+    spread = build_preprocessor(spec).fit_transform(X, y).std(ddof=0)
+    assert spread.max() <= 1.0 + 1e-9, spread.idxmax()
+    np.testing.assert_allclose(spread.filter(like="neighbors__"), 1.0)
+
+
 @pytest.mark.filterwarnings("ignore:Found unknown categories")
 def test_a_row_alone_in_a_batch_or_unseen_gives_the_same_features(spec, xy) -> None:
     X, y = xy

@@ -37,6 +37,21 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+class RoundsImputer(IterativeImputer):
+    """IterativeImputer run for its `max_iter` rounds, without a "not converged" warning.
+
+    The rounds are a budget set in config (impute.strategies.iterative), not a convergence test:
+    with one incomplete column a second round refits the same forest, so sklearn's warning that
+    early stopping was not reached after one round is noise in every fold's fit.
+    """
+
+    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
+        """IterativeImputer.fit_transform (which `fit` calls too), its convergence warning dropped."""
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", r"\[IterativeImputer\] Early stopping", ConvergenceWarning)
+            return super().fit_transform(X, y, **params)
+
+
 class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
     """KNNImputer on standardised columns; imputed values come back in original units.
 
@@ -122,7 +137,7 @@ def make_imputer(spec: Mapping[str, Any], seed: int) -> Any:
     )
     # skip_complete: only columns missing at fit get a forest (the cost that matters); a column
     # complete at fit but missing at predict falls back to initial_strategy, never an error.
-    return IterativeImputer(
+    return RoundsImputer(
         estimator=forest,
         max_iter=params["max_iter"],
         initial_strategy="median",
@@ -202,10 +217,7 @@ def score_strategies(
         frame = pd.DataFrame(masked, columns=X.columns, index=X.index)
         for name, imputer in imputers.items():
             start = time.perf_counter()
-            with warnings.catch_warnings():
-                # max_iter is kept small on purpose; "not converged" is the expected trade-off.
-                warnings.simplefilter("ignore", ConvergenceWarning)
-                filled = np.asarray(clone(imputer).fit_transform(frame), dtype=np.float64)
+            filled = np.asarray(clone(imputer).fit_transform(frame), dtype=np.float64)
             seconds = time.perf_counter() - start
             for j, rows in hidden.items():
                 error = filled[rows, j] - values[rows, j]

@@ -60,7 +60,11 @@ def build_preprocessor(spec: FeatureSpec) -> Pipeline:
         )
         branches.append(("geo", clusters, list(spec.geo)))
         if spec.neighbor_ks:
-            branches.append(("neighbors", NeighborTargetFeatures(list(spec.neighbor_ks)), list(spec.geo)))
+            # Scaled like every other numeric branch: in dollars, the means made ridge's normal
+            # equations ill-conditioned (rcond 1e-16) and lasso stop unconverged. Trees are
+            # unchanged by a per-column affine map (measured: bit-identical CV predictions).
+            neighbors = make_pipeline(NeighborTargetFeatures(list(spec.neighbor_ks)), StandardScaler())
+            branches.append(("neighbors", neighbors, list(spec.geo)))
     if spec.categorical:
         # Fixed categories from config: the same columns in every fold; unseen -> all zeros.
         onehot = OneHotEncoder(

@@ -5,6 +5,7 @@ Pure: a study in, plain data or matplotlib figures out.
 
 import dataclasses
 import logging
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -116,10 +117,13 @@ def study_plots(study: optuna.Study) -> dict[str, Figure]:
     """
     from optuna.visualization import matplotlib as ovm
 
-    plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history(study)}
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) > 1 and len({tuple(sorted(t.params.items())) for t in complete}) > 1:
-        plots["param_importances"] = ovm.plot_param_importances(study)
-        plots["slice"] = ovm.plot_slice(study)
+    with warnings.catch_warnings():
+        # Optuna marks its matplotlib backend experimental; the figures are artifacts, not an API
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        plots: dict[str, Any] = {"optimization_history": ovm.plot_optimization_history(study)}
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if len(complete) > 1 and len({tuple(sorted(t.params.items())) for t in complete}) > 1:
+            plots["param_importances"] = ovm.plot_param_importances(study)
+            plots["slice"] = ovm.plot_slice(study)
     # a plot is one Axes or, with several parameters (slice), an array of them on one figure
     return {name: (axes if hasattr(axes, "figure") else axes.flat[0]).figure for name, axes in plots.items()}

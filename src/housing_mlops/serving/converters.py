@@ -28,6 +28,7 @@ from sklearn.impute import IterativeImputer, SimpleImputer
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.tree import DecisionTreeRegressor
 
+from housing_mlops.features.imputation import RoundsImputer
 from housing_mlops.features.preprocessing import _log1p_clipped
 from housing_mlops.features.transformers import ClusterSimilarity, NeighborTargetFeatures, RatioFeatures
 from housing_mlops.serving.neighbors import CellTables, build_tables
@@ -415,6 +416,7 @@ CONVERTERS = {
     FunctionTransformer: ("HousingLog1pClipped", _convert_log),
     SimpleImputer: ("HousingSimpleImputer", _convert_simple_imputer),
     IterativeImputer: ("HousingIterativeImputer", _convert_iterative_imputer),
+    RoundsImputer: ("HousingRoundsImputer", _convert_iterative_imputer),
     HistGradientBoostingRegressor: ("HousingHistGradientBoostingRegressor", _convert_trees),
     GradientBoostingRegressor: ("HousingGradientBoostingRegressor", _convert_trees),
     RandomForestRegressor: ("HousingRandomForestRegressor", _convert_trees),
