@@ -6,6 +6,7 @@ target never takes part, so the winning imputer can run unchanged at predict tim
 """
 
 import math
+import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -37,6 +38,9 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
+_QUIET_FIT = threading.Lock()
+
+
 class RoundsImputer(IterativeImputer):
     """IterativeImputer run for its `max_iter` rounds, without a "not converged" warning.
 
@@ -47,7 +51,9 @@ class RoundsImputer(IterativeImputer):
 
     def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
         """IterativeImputer.fit_transform (which `fit` calls too), its convergence warning dropped."""
-        with warnings.catch_warnings():
+        # catch_warnings swaps the process-wide filter list: two fits on threads (select's folds)
+        # would each restore the list the other replaced, mid-fit. One fit at a time inside it.
+        with _QUIET_FIT, warnings.catch_warnings():
             warnings.filterwarnings("ignore", r"\[IterativeImputer\] Early stopping", ConvergenceWarning)
             return super().fit_transform(X, y, **params)
 
