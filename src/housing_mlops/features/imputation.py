@@ -6,7 +6,6 @@ target never takes part, so the winning imputer can run unchanged at predict tim
 """
 
 import math
-import threading
 import time
 import warnings
 from collections.abc import Mapping
@@ -38,7 +37,11 @@ PARAMS: dict[str, tuple[str, ...]] = {
 }
 
 
-_QUIET_FIT = threading.Lock()
+# RoundsImputer's one warning, dropped for the whole process when this module is imported (as it
+# is wherever a RoundsImputer is built or unpickled, loky and forkserver workers too). Not with
+# catch_warnings around each fit: it swaps the process-wide filter list, so on threads (select
+# fits folds on threads) any other block ending mid-fit restores a list without the filter.
+warnings.filterwarnings("ignore", r"\[IterativeImputer\] Early stopping criterion not reached", ConvergenceWarning)
 
 
 class RoundsImputer(IterativeImputer):
@@ -46,16 +49,8 @@ class RoundsImputer(IterativeImputer):
 
     The rounds are a budget set in config (impute.strategies.iterative), not a convergence test:
     with one incomplete column a second round refits the same forest, so sklearn's warning that
-    early stopping was not reached after one round is noise in every fold's fit.
+    early stopping was not reached after one round is noise in every fold's fit (filtered above).
     """
-
-    def fit_transform(self, X: Any, y: Any = None, **params: Any) -> Any:
-        """IterativeImputer.fit_transform (which `fit` calls too), its convergence warning dropped."""
-        # catch_warnings swaps the process-wide filter list: two fits on threads (select's folds)
-        # would each restore the list the other replaced, mid-fit. One fit at a time inside it.
-        with _QUIET_FIT, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", r"\[IterativeImputer\] Early stopping", ConvergenceWarning)
-            return super().fit_transform(X, y, **params)
 
 
 class ScaledKNNImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
