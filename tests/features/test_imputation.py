@@ -73,7 +73,7 @@ def test_scaled_knn_rejects_a_column_with_no_known_value() -> None:
 # A fresh process, as a step or a worker is: pytest swaps the warning filters around collection,
 # so a filter that importing the module installs does not survive into a test of this process.
 ROUNDS_FIT = """
-import sys, threading
+import threading
 import numpy as np
 from sklearn.ensemble import RandomForestRegressor
 from housing_mlops.features.imputation import RoundsImputer
