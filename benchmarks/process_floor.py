@@ -1,19 +1,23 @@
-"""The least a fresh step process costs, and what it bounds: the pipeline / floor ratio at a given cold time.
+"""The least a step process costs, fresh or forked from the step server, and the ratio it bounds.
 
-Every step of the pipeline is one `mlflow run` entry point, today a fresh process that starts
-Python, imports mlflow and opens a run in the SQLite store; so is the main entry point that runs
-them. This times exactly that (one param logged in one run, on a store created beforehand), the
-median of --repeats, on an idle machine. The compute floor does none of it, so the pipeline costs
-at least (steps + 1) such processes more than its floor, and a cold time of C seconds can reach
-no better ratio than C / (C - that overhead). The `mlflow run` launcher, config loading and
-artifacts come on top and are not counted; step processes forked from one that already imported
-mlflow would escape the bound. Prints one JSON line.
+Every step of the pipeline is one `mlflow run` entry point: a process that opens a run in the
+SQLite store; so is the main entry point that runs them. This times exactly that
+(`benchmarks.minimal_step`: one param logged in one run, on a store created beforehand) two
+ways, alternating, the median of --repeats each, on an idle machine: a fresh Python that imports
+mlflow itself, and a launcher (as `python -m steps <step>` is) whose step is forked from a step
+server that imported mlflow, its SQL stores and every step's modules once, as the pipeline's
+does. The compute floor does none of it, so the pipeline costs at least one fresh process (main)
+and `steps` forked ones more than its floor, and a cold time of C seconds can reach no better
+ratio than C / (C - that overhead). The `mlflow run` launcher, config loading and artifacts come
+on top and are not counted. Prints one JSON line.
 
     python -m benchmarks.process_floor [--repeats 5] [--cold 240]
 """
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -24,25 +28,37 @@ from pathlib import Path
 from benchmarks.machine import say
 from benchmarks.settings import ROOT
 from housing_mlops.config.loading import load_config
+from housing_mlops.pipeline.orchestrator import step_imports
+from housing_mlops.pipeline.step_server import ADDRESS_ENV, StepServer
 
-MINIMAL_STEP = """
-import sys
-import mlflow
-mlflow.set_tracking_uri(sys.argv[1])
-with mlflow.start_run():
-    mlflow.log_param("step", "minimal")
-"""
+MINIMAL_STEP = "benchmarks.minimal_step"
+LAUNCHER = (
+    "import sys; from housing_mlops.pipeline.step_server import launch; sys.exit(launch(sys.argv[1], sys.argv[2:]))"
+)
 
 
 def process_seconds(tracking_uri: str) -> float:
     """Wall seconds of one minimal step process."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-c", MINIMAL_STEP, tracking_uri], check=True, capture_output=True)
+    subprocess.run([sys.executable, "-m", MINIMAL_STEP, tracking_uri], check=True, capture_output=True, cwd=ROOT)
+    return time.perf_counter() - started
+
+
+def forked_seconds(tracking_uri: str, address: str) -> float:
+    """Wall seconds of one minimal step through a launcher and the step server at `address`."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", LAUNCHER, MINIMAL_STEP, tracking_uri],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+        env={**os.environ, ADDRESS_ENV: address},
+    )
     return time.perf_counter() - started
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Time the minimal step process and print the overhead and ratio it implies."""
+    """Time the minimal step process, fresh and forked, and print the overhead and ratio implied."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.process_floor", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--cold", type=float, default=240.0, help="cold pipeline seconds to bound the ratio at")
@@ -51,13 +67,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="process-floor-") as folder:
         uri = f"sqlite:///{Path(folder) / 'mlflow.db'}"
         process_seconds(uri)  # creates the store's schema, which a pipeline does once
-        median = statistics.median(process_seconds(uri) for _ in range(args.repeats))
-    overhead = (steps + 1) * median
+        with contextlib.closing(StepServer(ROOT, step_imports())) as server:
+            server.start()
+            if not server.ready(120):
+                raise SystemExit("the step server did not start within 120 s")
+            address = os.environ[ADDRESS_ENV]
+            fresh, forked = [], []
+            for _ in range(args.repeats):
+                fresh.append(process_seconds(uri))
+                forked.append(forked_seconds(uri, address))
+    fresh_s, forked_s = statistics.median(fresh), statistics.median(forked)
+    overhead = fresh_s + steps * forked_s
     say(
         json.dumps(
             {
-                "minimal_step_process_s": round(median, 2),
-                "processes": steps + 1,
+                "minimal_step_process_s": round(fresh_s, 2),
+                "forked_step_process_s": round(forked_s, 2),
+                "steps": steps,
                 "overhead_at_least_s": round(overhead, 1),
                 "cold_s": args.cold,
                 "best_ratio_at_cold": round(args.cold / (args.cold - overhead), 3),

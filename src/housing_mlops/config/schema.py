@@ -73,6 +73,7 @@ class PipelineConfig:
     cache: bool
     force: list[str]
     claim_heartbeat_s: int
+    step_server: bool
 
     def validate(self) -> None:
         """Raise ConfigError, naming the key, for a value out of range."""

@@ -1,5 +1,6 @@
 """The pipeline: one parent MLflow run; each step a child `mlflow.run` or a cache hit."""
 
+import contextlib
 import logging
 import os
 import time
@@ -17,6 +18,7 @@ from housing_mlops.errors import HousingError
 from housing_mlops.pipeline.cache import find_cached, step_key
 from housing_mlops.pipeline.dag import STEPS, closure
 from housing_mlops.pipeline.locks import process_alive, process_identity, step_claim
+from housing_mlops.pipeline.step_server import StepServer
 from housing_mlops.pipeline.tracking import ensure_experiment, tracking_uri
 from housing_mlops.tags import ERROR_TAG, KEY_TAG, PIPELINE_RUN_TAG, PIPELINE_TAG, PROCESS_TAG, STEP_STATUS_TAG
 
@@ -44,12 +46,13 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
     experiment_id = ensure_experiment(client, cfg.tracking.experiment_name)
     records: list[StepRecord] = []
     close_stale_runs(client, experiment_id)
-    with _parent_run(client, experiment_id) as parent:
+    server = StepServer(root, step_imports())
+    with _parent_run(client, experiment_id) as parent, contextlib.closing(server):
         mlflow.set_tags({PIPELINE_TAG: "true", PROCESS_TAG: process_identity() or "unknown"})
         runs: dict[str, Run] = {}
         try:
             for step in closure(cfg.pipeline.steps):
-                record = _run_or_reuse(cfg, plain, hydra_options, root, client, experiment_id, step, runs)
+                record = _run_or_reuse(cfg, plain, hydra_options, root, client, experiment_id, step, runs, server)
                 records.append(record)
                 runs[step] = client.get_run(record.run_id)
                 mlflow.set_tags(
@@ -67,6 +70,12 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
             except OSError as exc:  # a full or read-only artifact store must not hide why a step failed
                 log.warning(f"could not log pipeline.json: {exc}")
     return records
+
+
+def step_imports() -> list[str]:
+    """What the step server imports once for every step: the steps' modules and the SQL stores."""
+    stores = ["mlflow.store.tracking.sqlalchemy_store", "mlflow.store.model_registry.sqlalchemy_store"]
+    return [*stores, *(f"steps.{name}" for name in STEPS)]
 
 
 def close_stale_runs(client: MlflowClient, experiment_id: str) -> list[str]:
@@ -121,6 +130,7 @@ def _run_or_reuse(
     experiment_id: str,
     step: str,
     runs: dict[str, Run],
+    server: StepServer,
 ) -> StepRecord:
     upstream = {name: runs[name] for name in STEPS[step].upstream}
     key = step_key(plain, step, upstream, root)
@@ -131,6 +141,8 @@ def _run_or_reuse(
         return StepRecord(step, "cached", cached.info.run_id, 0.0)
     if STEPS[step].builds_models:
         cfg.models.check_estimators()  # a bad class fails here, before its step starts
+    if cfg.pipeline.step_server:
+        server.start()
     # one pipeline at a time runs a step with given inputs; the others wait and reuse its run
     with step_claim(root, client, step, key, cfg.pipeline.claim_heartbeat_s):
         cached = find_cached(client, experiment_id, step, key) if reusable else None

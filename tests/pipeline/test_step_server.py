@@ -1,0 +1,178 @@
+"""The step server: a launcher's step runs in a fork of a warm process, and ends as it would alone."""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from housing_mlops.pipeline.orchestrator import step_imports
+from housing_mlops.pipeline.step_server import ADDRESS_ENV, StepServer
+from tests.conftest import ROOT
+
+# a stdlib module no fresh interpreter imports on its own: in sys.modules only where it was preloaded
+WARM = "email.mime.text"
+PROBE = f"""
+import os, signal, sys, time
+from pathlib import Path
+print("argv", sys.argv[1:], "cwd", os.getcwd(), "env", os.environ.get("PROBE_VALUE"), flush=True)
+print("warm", {WARM!r} in sys.modules, "server", os.getpid() != int(os.environ["LAUNCHER_PID"]), flush=True)
+sys.stderr.write("to stderr\\n")
+action = sys.argv[1]
+if action == "exit":
+    sys.exit(int(sys.argv[2]))
+if action == "raise":
+    raise RuntimeError("boom in the step")
+if action == "die":
+    os.kill(os.getpid(), signal.SIGKILL)
+if action in ("sleep", "term"):
+    if action == "term":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(7))
+    Path("pid").write_text(str(os.getpid()))
+    time.sleep(60)
+"""
+LAUNCHER = (
+    "import os, sys; os.environ['LAUNCHER_PID'] = str(os.getpid()); "
+    "from housing_mlops.pipeline.step_server import launch; sys.exit(launch('probe', sys.argv[1:]))"
+)
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "probe.py").write_text(PROBE)
+    return tmp_path
+
+
+@pytest.fixture
+def server(project: Path) -> StepServer:
+    with contextlib.closing(StepServer(project, [WARM])) as started:
+        started.start()
+        assert started.ready(60)
+        yield started
+
+
+def _launch(project: Path, *args: str, wait: bool = True) -> subprocess.Popen[str]:
+    env = {**os.environ, "PROBE_VALUE": "from-the-launcher"}
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHER, *args],
+        cwd=project,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    if wait:
+        launcher.wait(timeout=60)
+    return launcher
+
+
+def _wait_for(path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while not path.exists() or not path.read_text():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+    return int(path.read_text())
+
+
+def _gone(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_the_step_runs_warm_in_the_server_with_the_launchers_argv_cwd_env_and_streams(
+    server: StepServer, project: Path
+) -> None:
+    launcher = _launch(project, "exit", "3")
+    out, err = launcher.communicate()
+    assert launcher.returncode == 3
+    assert f"argv ['exit', '3'] cwd {project} env from-the-launcher" in out
+    assert "warm True server True" in out
+    assert err == "to stderr\n"
+
+
+def test_without_a_server_the_launcher_runs_the_step_itself(project: Path) -> None:
+    os.environ.pop(ADDRESS_ENV, None)
+    launcher = _launch(project, "exit", "4")
+    out, _ = launcher.communicate()
+    assert launcher.returncode == 4
+    assert "env from-the-launcher" in out
+    assert "warm False server False" in out
+
+
+def test_a_server_still_importing_is_not_waited_for(project: Path) -> None:
+    (project / "slow_import.py").write_text("import time; time.sleep(60)")
+    server = StepServer(project, ["slow_import"])
+    server.start()
+    launcher = _launch(project, "exit", "0")  # finds nothing listening: runs alone
+    out, _ = launcher.communicate()
+    assert launcher.returncode == 0
+    assert "server False" in out
+    started = time.monotonic()
+    server.close()
+    assert time.monotonic() - started < 10
+    assert ADDRESS_ENV not in os.environ
+
+
+def test_an_exception_in_the_step_prints_its_traceback_and_exits_1(server: StepServer, project: Path) -> None:
+    launcher = _launch(project, "raise")
+    _, err = launcher.communicate()
+    assert launcher.returncode == 1
+    assert "RuntimeError: boom in the step" in err
+
+
+def test_a_step_killed_by_a_signal_kills_its_launcher_with_it(server: StepServer, project: Path) -> None:
+    launcher = _launch(project, "die")
+    launcher.communicate()
+    assert launcher.returncode == -signal.SIGKILL
+
+
+def test_sigterm_to_the_launcher_reaches_the_step(server: StepServer, project: Path) -> None:
+    launcher = _launch(project, "term", wait=False)
+    _wait_for(project / "pid")
+    launcher.send_signal(signal.SIGTERM)
+    launcher.communicate(timeout=30)
+    assert launcher.returncode == 7
+
+
+def test_a_launcher_killed_takes_its_step_with_it_and_the_server_serves_on(server: StepServer, project: Path) -> None:
+    launcher = _launch(project, "sleep", wait=False)
+    step = _wait_for(project / "pid")
+    launcher.kill()
+    launcher.communicate(timeout=30)
+    assert _gone(step)
+    again = _launch(project, "exit", "0")
+    out, _ = again.communicate()
+    assert again.returncode == 0
+    assert "server True" in out
+
+
+def test_closing_waits_for_a_running_step_then_a_step_server_death_kills_the_step(project: Path) -> None:
+    server = StepServer(project, [WARM])
+    server.start()
+    assert server.ready(60)
+    launcher = _launch(project, "sleep", wait=False)
+    step = _wait_for(project / "pid")
+    process = server._server
+    assert process is not None
+    process.kill()  # the server dies under a running step: the step dies too, the launcher says so
+    _, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 1
+    assert "the step server died while running probe" in err
+    assert _gone(step)
+    server.close()
+
+
+def test_the_pipelines_server_preloads_only_modules_that_import() -> None:
+    # a name that no longer imports would kill the server at start and leave every step cold
+    code = "import sys; [__import__(name) for name in sys.argv[1:]]"
+    subprocess.run([sys.executable, "-c", code, *step_imports()], check=True, cwd=ROOT, capture_output=True)
