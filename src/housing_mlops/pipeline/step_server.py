@@ -36,7 +36,6 @@ from pathlib import Path
 ADDRESS_ENV = "HOUSING_STEP_SERVER"
 _STREAMS = 3  # stdin, stdout, stderr
 _MAX_REQUEST = 1 << 20
-_POLL_S = 0.2
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
@@ -55,16 +54,18 @@ def launch(module: str, argv: Sequence[str]) -> int:
     with conn:
         socket.send_fds(conn, [json.dumps(request).encode()], list(range(_STREAMS)))
         reader = conn.makefile("r")
-        pid = int(json.loads(reader.readline())["pid"])
-        for sig in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
-        # Ctrl-C reaches the child itself (same process group): forwarding it would send it twice
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        reply = reader.readline()
-    if not reply:
+        started = reader.readline()
+        if started:
+            pid = int(json.loads(started)["pid"])
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
+            # Ctrl-C reaches the child itself (same process group): forwarding it would send it twice
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        ended = reader.readline() if started else ""
+    if not ended:
         sys.stderr.write(f"error: the step server died while running {module}; run the pipeline again\n")
         return 1
-    code = os.waitstatus_to_exitcode(int(json.loads(reply)["status"]))
+    code = os.waitstatus_to_exitcode(int(json.loads(ended)["status"]))
     if code < 0:
         if -code != signal.SIGKILL:  # the one signal that has no handler to reset
             signal.signal(-code, signal.SIG_DFL)
@@ -100,16 +101,23 @@ def serve(address: str, preload: Sequence[str], control: int) -> None:
     listener.listen()
     sys.stdout.write("ready\n")
     sys.stdout.flush()
+    # a child's end wakes the loop at once (SIGCHLD writes to `woken`): its launcher waits on it
+    woken, wake = os.pipe()
+    os.set_blocking(wake, False)
+    signal.set_wakeup_fd(wake)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
     sessions: dict[int, socket.socket] = {}
     open_for_steps = True
     while open_for_steps or sessions:
-        watched: list[socket.socket | int] = [*sessions.values()]
+        watched: list[socket.socket | int] = [woken, *sessions.values()]
         if open_for_steps:
             watched += [listener, control]
-        ready, _, _ = select.select(watched, [], [], _POLL_S)
+        ready, _, _ = select.select(watched, [], [])
         _reap(sessions)
         for ready_one in ready:
-            if ready_one is listener:
+            if ready_one == woken:
+                os.read(woken, 4096)
+            elif ready_one is listener:
                 _accept(listener, sessions, control)
             elif ready_one == control:
                 if not os.read(control, 4096):  # the pipeline is done (or gone): no new steps
@@ -170,6 +178,8 @@ def _become(request: dict[str, object], fds: list[int]) -> None:
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     env = request["env"]
     assert isinstance(env, dict)
