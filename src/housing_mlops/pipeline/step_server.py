@@ -293,3 +293,7 @@ class StepServer:
 
 if __name__ == "__main__":
     serve(sys.argv[1], sys.argv[2:], sys.stdin.fileno())
+    # every step has ended and nothing is left to clean up: skip the interpreter's teardown of the
+    # preloaded libraries, which the pipeline would wait for (1.3-1.4 s, measured)
+    sys.stdout.flush()
+    os._exit(0)
