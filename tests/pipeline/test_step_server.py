@@ -37,7 +37,8 @@ if action in ("sleep", "term"):
 """
 LAUNCHER = (
     "import os, sys; os.environ['LAUNCHER_PID'] = str(os.getpid()); "
-    "from housing_mlops.pipeline.step_server import launch; sys.exit(launch('probe', sys.argv[1:]))"
+    "from housing_mlops.pipeline.step_server import launch; open('launching', 'w').close(); "
+    "sys.exit(launch('probe', sys.argv[1:]))"
 )
 
 
@@ -78,6 +79,13 @@ def _wait_for(path: Path) -> int:
     return int(path.read_text())
 
 
+def _wait_for_file(path: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.02)
+
+
 def _gone(pid: int) -> bool:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
@@ -109,18 +117,50 @@ def test_without_a_server_the_launcher_runs_the_step_itself(project: Path) -> No
     assert "warm False server False" in out
 
 
-def test_a_server_still_importing_is_not_waited_for(project: Path) -> None:
-    (project / "slow_import.py").write_text("import time; time.sleep(60)")
-    server = StepServer(project, ["slow_import"])
+def _gated(project: Path, name: str) -> str:
+    """A module whose import says it began (file `<name>.began`) and then waits for file `<name>.go`."""
+    (project / f"{name}.py").write_text(
+        "import time; from pathlib import Path\n"
+        f"Path('{name}.began').touch()\n"
+        f"while not Path('{name}.go').exists(): time.sleep(0.02)\n"
+    )
+    return name
+
+
+def _launch_while_importing(project: Path, gate: str) -> subprocess.Popen[str]:
+    """A launcher that connects while the server is inside `gate`'s import (it listens by then)."""
+    _wait_for_file(project / f"{gate}.began")
+    launcher = _launch(project, "exit", "0", wait=False)
+    _wait_for_file(project / "launching")
+    time.sleep(1)  # from that file to its connect() is a few lines of Python
+    return launcher
+
+
+def test_a_launcher_is_served_between_two_imports_and_closing_skips_the_rest(project: Path) -> None:
+    server = StepServer(project, [WARM, _gated(project, "first"), _gated(project, "never")])
     server.start()
-    launcher = _launch(project, "exit", "0")  # finds nothing listening: runs alone
-    out, _ = launcher.communicate()
+    launcher = _launch_while_importing(project, "first")
+    (project / "first.go").touch()
+    out, _ = launcher.communicate(timeout=30)
     assert launcher.returncode == 0
-    assert "server False" in out
+    assert "warm True server True" in out  # forked after `first`, while `never` is imported
+    assert not server.ready(0)
     started = time.monotonic()
-    server.close()
+    server.close()  # no step is running: the server does not finish `never`
     assert time.monotonic() - started < 10
     assert ADDRESS_ENV not in os.environ
+
+
+def test_a_server_gone_before_forking_leaves_the_step_to_its_launcher(project: Path) -> None:
+    with contextlib.closing(StepServer(project, [_gated(project, "first")])) as server:
+        server.start()
+        launcher = _launch_while_importing(project, "first")
+        process = server._server
+        assert process is not None
+        process.kill()
+        out, err = launcher.communicate(timeout=30)
+    assert launcher.returncode == 0, err
+    assert "warm False server False" in out
 
 
 def test_an_exception_in_the_step_prints_its_traceback_and_exits_1(server: StepServer, project: Path) -> None:
@@ -142,6 +182,14 @@ def test_sigterm_to_the_launcher_reaches_the_step(server: StepServer, project: P
     launcher.send_signal(signal.SIGTERM)
     launcher.communicate(timeout=30)
     assert launcher.returncode == 7
+
+
+def test_a_step_without_a_sigterm_handler_dies_of_sigterm_as_python_would(server: StepServer, project: Path) -> None:
+    launcher = _launch(project, "sleep", wait=False)
+    _wait_for(project / "pid")
+    launcher.send_signal(signal.SIGTERM)
+    launcher.communicate(timeout=30)
+    assert launcher.returncode == -signal.SIGTERM  # not the server's own SIGTERM handler
 
 
 def test_a_launcher_killed_takes_its_step_with_it_and_the_server_serves_on(server: StepServer, project: Path) -> None:

@@ -9,10 +9,14 @@ server, which forks a child that runs the step module exactly as `python -m step
 in the launcher's place. So every step keeps its own `mlflow.run`, its own run and its own
 process, and the launcher exits as the child did: same code, or killed by the same signal.
 
+The server listens before it imports, and imports one module at a time, serving the launchers
+that came in between: a step that comes early (`ingest`, `split`) is forked from what is
+imported so far and imports the rest itself, never later than a fresh process would.
+
 The launcher and its child live and die together: the launcher forwards SIGTERM and SIGHUP, and
-the server SIGKILLs a child whose launcher is gone. A launcher that finds no server (none
-started, or still importing) runs the step itself. Standard library only: the launcher must
-start in milliseconds.
+the server SIGKILLs a child whose launcher is gone. A launcher that finds no server, or one
+that goes away before forking its step, runs the step itself. Standard library only: the
+launcher must start in milliseconds.
 """
 
 import atexit
@@ -43,25 +47,45 @@ def launch(module: str, argv: Sequence[str]) -> int:
     """Run `module` as `python -m module *argv` would, in the step server when there is one.
 
     Returns the exit code; a child killed by a signal kills this process with the same signal.
+    Runs the step itself when there is no server, or when the server closes or dies before
+    forking it.
     """
     address = os.environ.get(ADDRESS_ENV)
     conn = _connect(address) if address else None
-    if conn is None:
-        sys.argv = [module, *argv]
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
-        return 0
+    if conn is not None:
+        with conn:
+            started, ended = _delegate(conn, module, argv)
+        if started:
+            return _end_as(module, ended)
+    # no server, or one that closed or died before forking: the step has not begun
+    sys.argv = [module, *argv]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    return 0
+
+
+def _delegate(conn: socket.socket, module: str, argv: Sequence[str]) -> tuple[bool, str]:
+    """Hand the step to the server; return whether it forked it, and its status line."""
     request = {"module": module, "argv": [module, *argv], "cwd": os.getcwd(), "env": dict(os.environ)}
-    with conn:
+    try:
         socket.send_fds(conn, [json.dumps(request).encode()], list(range(_STREAMS)))
         reader = conn.makefile("r")
         started = reader.readline()
-        if started:
-            pid = int(json.loads(started)["pid"])
-            for sig in (signal.SIGTERM, signal.SIGHUP):
-                signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
-            # Ctrl-C reaches the child itself (same process group): forwarding it would send it twice
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-        ended = reader.readline() if started else ""
+    except ConnectionResetError:  # closed with this launcher still in its backlog
+        return False, ""
+    if not started:
+        return False, ""
+    pid = int(json.loads(started)["pid"])
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
+    # Ctrl-C reaches the child itself (same process group): forwarding it would send it twice
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with contextlib.suppress(ConnectionResetError):
+        return True, reader.readline()
+    return True, ""
+
+
+def _end_as(module: str, ended: str) -> int:
+    """Exit as the forked step did: its code, or its signal."""
     if not ended:
         sys.stderr.write(f"error: the step server died while running {module}; run the pipeline again\n")
         return 1
@@ -84,47 +108,61 @@ def _connect(address: str) -> socket.socket | None:
 
 
 def serve(address: str, preload: Sequence[str], control: int) -> None:
-    """Import `preload`, then fork one child per launcher until `control` reaches end of file.
+    """Fork one child per launcher on the abstract Unix socket `address`, importing `preload` meanwhile.
 
-    Listens on the abstract Unix socket `address` only once the imports are done, so a launcher
-    that comes earlier runs its step itself. Accepts launchers of this user only.
+    Each module of `preload` is imported when no launcher is waiting; "ready" goes to stdout
+    once they all are. Stops accepting when `control` reaches end of file, and exits when its
+    last step has; SIGTERM makes it exit at once if no step is running. Accepts launchers of
+    this user only.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the steps; the pipeline ends this
-    for name in preload:
-        __import__(name)
-    # a module imported here and then run as __main__ makes runpy warn: keep only its imports
-    for name in preload:
-        if name.startswith("steps."):
-            sys.modules.pop(name, None)
+    sessions: dict[int, socket.socket] = {}
+    # nothing to clean up: do not make the pipeline wait for the rest of the imports
+    signal.signal(signal.SIGTERM, lambda *_: None if sessions else os._exit(0))
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind("\0" + address)
     listener.listen()
-    sys.stdout.write("ready\n")
-    sys.stdout.flush()
     # a child's end wakes the loop at once (SIGCHLD writes to `woken`): its launcher waits on it
     woken, wake = os.pipe()
     os.set_blocking(wake, False)
     signal.set_wakeup_fd(wake)
     signal.signal(signal.SIGCHLD, lambda *_: None)
-    sessions: dict[int, socket.socket] = {}
+    pending = list(preload)
     open_for_steps = True
     while open_for_steps or sessions:
         watched: list[socket.socket | int] = [woken, *sessions.values()]
         if open_for_steps:
             watched += [listener, control]
-        ready, _, _ = select.select(watched, [], [])
+        importing = open_for_steps and bool(pending)
+        ready, _, _ = select.select(watched, [], [], 0 if importing else None)
         _reap(sessions)
+        if importing and not ready:
+            _preload(pending.pop(0), sessions, done=not pending)
         for ready_one in ready:
             if ready_one == woken:
                 os.read(woken, 4096)
             elif ready_one is listener:
-                _accept(listener, sessions, control)
+                _accept(listener, sessions, (control, woken, wake))
             elif ready_one == control:
                 if not os.read(control, 4096):  # the pipeline is done (or gone): no new steps
                     open_for_steps = False
                     listener.close()
             else:
                 _check_launcher(sessions, ready_one)
+
+
+def _preload(name: str, sessions: dict[int, socket.socket], done: bool) -> None:
+    # a step that ends meanwhile reports it now, not after the import: its launcher is waiting
+    previous = signal.signal(signal.SIGCHLD, lambda *_: _reap(sessions))
+    try:
+        __import__(name)
+    finally:
+        signal.signal(signal.SIGCHLD, previous)
+    if name.startswith("steps."):  # imported here, then run as __main__, makes runpy warn: keep its imports
+        sys.modules.pop(name, None)
+    if done:
+        sys.stdout.write("ready\n")
+        sys.stdout.flush()
 
 
 def _check_launcher(sessions: dict[int, socket.socket], conn: socket.socket | int) -> None:
@@ -137,7 +175,10 @@ def _check_launcher(sessions: dict[int, socket.socket], conn: socket.socket | in
 
 def _reap(sessions: dict[int, socket.socket], block: int | None = None) -> None:
     for pid in list(sessions):
-        done, status = os.waitpid(pid, 0 if pid == block else os.WNOHANG)
+        try:
+            done, status = os.waitpid(pid, 0 if pid == block else os.WNOHANG)
+        except ChildProcessError:  # reaped by a SIGCHLD handler that ran inside this call
+            continue
         if done:
             conn = sessions.pop(pid)
             with contextlib.suppress(OSError):  # the launcher may be gone already
@@ -145,7 +186,7 @@ def _reap(sessions: dict[int, socket.socket], block: int | None = None) -> None:
             conn.close()
 
 
-def _accept(listener: socket.socket, sessions: dict[int, socket.socket], control: int) -> None:
+def _accept(listener: socket.socket, sessions: dict[int, socket.socket], own_fds: tuple[int, ...]) -> None:
     conn, _ = listener.accept()
     _pid, uid, _gid = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
     if uid != os.getuid():
@@ -157,29 +198,35 @@ def _accept(listener: socket.socket, sessions: dict[int, socket.socket], control
             os.close(fd)
         conn.close()
         return
+    server = os.getpid()
     pid = os.fork()
     if pid == 0:
+        # the step gets its own signal handling before the server's pipes it would write to go
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_DFL)
         for other in (listener, *sessions.values()):
             other.close()
         conn.close()
-        os.close(control)
+        for fd in own_fds:
+            os.close(fd)
         sessions.clear()
-        _become(json.loads(message), fds)  # never returns: the child exits as the step does
+        _become(json.loads(message), fds, server)  # never returns: the child exits as the step does
     for fd in fds:
         os.close(fd)
     conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
     sessions[pid] = conn
 
 
-def _become(request: dict[str, object], fds: list[int]) -> None:
+def _become(request: dict[str, object], fds: list[int], server: int) -> None:
     """Turn this fork into the launcher's `python -m module`: its streams, cwd, env and argv."""
     # a child outliving a dead server would run on with no one to report its end to
     ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != server:  # it died before the line above
+        os._exit(1)
     for target, fd in enumerate(fds):
         os.dup2(fd, target)
         os.close(fd)
-    signal.set_wakeup_fd(-1)
-    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
     env = request["env"]
     assert isinstance(env, dict)
@@ -252,7 +299,7 @@ class StepServer:
     _previous: str | None = field(default=None, init=False)
 
     def start(self) -> None:
-        """Start importing in the background; launchers use it from the moment it listens."""
+        """Start the server; launchers use it from the moment it listens, while it imports."""
         if self._server is not None:
             return
         address = f"housing-mlops-steps-{os.getpid()}-{secrets.token_hex(8)}"
@@ -266,7 +313,7 @@ class StepServer:
         os.environ[ADDRESS_ENV] = address
 
     def ready(self, timeout_s: float) -> bool:
-        """Whether the server listens (its imports done), waiting at most `timeout_s`."""
+        """Whether the server has imported all of `preload`, waiting at most `timeout_s`."""
         if self._server is None or self._server.stdout is None:
             return False
         listening, _, _ = select.select([self._server.stdout], [], [], timeout_s)
@@ -274,7 +321,6 @@ class StepServer:
 
     def close(self) -> None:
         """Stop accepting steps; wait for those still running (an interrupted pipeline's)."""
-        listening = self.ready(0)
         server, self._server = self._server, None
         if server is None:
             return
@@ -284,9 +330,8 @@ class StepServer:
             os.environ[ADDRESS_ENV] = self._previous
         assert server.stdin is not None
         assert server.stdout is not None
-        if not listening:  # still importing: no step can be in it
-            server.kill()
         server.stdin.close()
+        server.terminate()  # exits at once unless steps are running: then, after them
         server.wait()
         server.stdout.close()
 
@@ -295,5 +340,4 @@ if __name__ == "__main__":
     serve(sys.argv[1], sys.argv[2:], sys.stdin.fileno())
     # every step has ended and nothing is left to clean up: skip the interpreter's teardown of the
     # preloaded libraries, which the pipeline would wait for (1.3-1.4 s, measured)
-    sys.stdout.flush()
     os._exit(0)
