@@ -1,8 +1,11 @@
 """The step server: a launcher's step runs in a fork of a warm process, and ends as it would alone."""
 
 import contextlib
+import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -197,6 +200,22 @@ def test_a_launcher_killed_takes_its_step_with_it_and_the_server_serves_on(serve
     step = _wait_for(project / "pid")
     launcher.kill()
     launcher.communicate(timeout=30)
+    assert _gone(step)
+    again = _launch(project, "exit", "0")
+    out, _ = again.communicate()
+    assert again.returncode == 0
+    assert "server True" in out
+
+
+def test_a_launcher_dead_before_reading_its_pid_takes_its_step_with_it(server: StepServer, project: Path) -> None:
+    (project / "env").mkdir()
+    request = {"module": "probe", "argv": ["probe", "sleep"], "cwd": str(project / "env"), "env": {"LAUNCHER_PID": "0"}}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+        conn.connect("\0" + os.environ[ADDRESS_ENV])
+        with open(os.devnull, "r+b") as null:
+            socket.send_fds(conn, [json.dumps(request).encode()], [null.fileno()] * 3)
+        step = _wait_for(project / "env" / "pid")
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))  # close with a reset
     assert _gone(step)
     again = _launch(project, "exit", "0")
     out, _ = again.communicate()

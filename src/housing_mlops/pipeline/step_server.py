@@ -168,7 +168,13 @@ def _preload(name: str, sessions: dict[int, socket.socket], done: bool) -> None:
 def _check_launcher(sessions: dict[int, socket.socket], conn: socket.socket | int) -> None:
     """A session socket turned readable: its launcher closed it, so its step goes too."""
     pid = next((p for p, s in sessions.items() if s is conn), None)
-    if pid is not None and not sessions[pid].recv(1):
+    if pid is None:
+        return
+    try:
+        gone = not sessions[pid].recv(1)
+    except ConnectionResetError:  # it died with our pid line unread
+        gone = True
+    if gone:
         os.kill(pid, signal.SIGKILL)
         _reap(sessions, block=pid)
 
@@ -214,8 +220,9 @@ def _accept(listener: socket.socket, sessions: dict[int, socket.socket], own_fds
         _become(json.loads(message), fds, server)  # never returns: the child exits as the step does
     for fd in fds:
         os.close(fd)
-    conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
     sessions[pid] = conn
+    with contextlib.suppress(OSError):  # a launcher gone already: _check_launcher kills its step
+        conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 
 def _become(request: dict[str, object], fds: list[int], server: int) -> None:
