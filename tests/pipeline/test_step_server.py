@@ -75,16 +75,14 @@ def _launch(project: Path, *args: str, wait: bool = True) -> subprocess.Popen[st
 
 
 def _wait_for(path: Path) -> int:
-    deadline = time.monotonic() + 30
-    while not path.exists() or not path.read_text():
-        assert time.monotonic() < deadline, f"{path} never appeared"
-        time.sleep(0.05)
+    """The pid a step writes to `path`."""
+    _wait_for_file(path, nonempty=True)
     return int(path.read_text())
 
 
-def _wait_for_file(path: Path) -> None:
+def _wait_for_file(path: Path, nonempty: bool = False) -> None:
     deadline = time.monotonic() + 60
-    while not path.exists():
+    while not path.exists() or (nonempty and not path.read_text()):
         assert time.monotonic() < deadline, f"{path} never appeared"
         time.sleep(0.02)
 

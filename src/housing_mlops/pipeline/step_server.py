@@ -54,8 +54,8 @@ def launch(module: str, argv: Sequence[str]) -> int:
     conn = _connect(address) if address else None
     if conn is not None:
         with conn:
-            started, ended = _delegate(conn, module, argv)
-        if started:
+            ended = _delegate(conn, module, argv)
+        if ended is not None:
             return _end_as(module, ended)
     # no server, or one that closed or died before forking: the step has not begun
     sys.argv = [module, *argv]
@@ -63,25 +63,26 @@ def launch(module: str, argv: Sequence[str]) -> int:
     return 0
 
 
-def _delegate(conn: socket.socket, module: str, argv: Sequence[str]) -> tuple[bool, str]:
-    """Hand the step to the server; return whether it forked it, and its status line."""
+def _delegate(conn: socket.socket, module: str, argv: Sequence[str]) -> str | None:
+    """Hand the step to the server; its status line ("" if the server died), or None if it never forked it."""
     request = {"module": module, "argv": [module, *argv], "cwd": os.getcwd(), "env": dict(os.environ)}
     try:
         socket.send_fds(conn, [json.dumps(request).encode()], list(range(_STREAMS)))
         reader = conn.makefile("r")
         started = reader.readline()
     except ConnectionResetError:  # closed with this launcher still in its backlog
-        return False, ""
+        return None
     if not started:
-        return False, ""
+        return None
     pid = int(json.loads(started)["pid"])
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda signum, _frame: os.kill(pid, signum))
     # Ctrl-C reaches the child itself (same process group): forwarding it would send it twice
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(ConnectionResetError):
-        return True, reader.readline()
-    return True, ""
+    try:
+        return reader.readline()
+    except ConnectionResetError:
+        return ""
 
 
 def _end_as(module: str, ended: str) -> int:
