@@ -83,9 +83,14 @@ def test_the_preprocessing_of_a_fold_is_fitted_once_per_distinct_parameters_bran
     assert cache.fits == FOLDS * (1 + branches)  # nothing refitted
     run(n_clusters=5, gamma=2.0)
     assert cache.fits == FOLDS * (2 + branches)  # only the cluster similarities, per fold
+    run(n_clusters=5, gamma=3.0)
+    assert cache.fits == FOLDS * (2 + branches)  # gamma alone: the fitted KMeans transforms again
+    run(n_clusters=4, gamma=3.0)
+    assert cache.fits == FOLDS * (2 + branches)  # K=4's KMeans is still kept
+    assert len(cache._entries) == FOLDS * (1 + branches + 3)  # an output per fold and (K, gamma) seen
 
 
-@pytest.mark.parametrize("features", [{}, {"n_clusters": 6, "gamma": 3.0}, {"neighbor_ks": [2, 5]}])
+@pytest.mark.parametrize("features", [{}, {"n_clusters": 6, "gamma": 3.0}, {"gamma": 3.0}, {"neighbor_ks": [2, 5]}])
 def test_cached_preprocessing_equals_the_pipelines_own_exactly(small, features: dict) -> None:
     X, y, spec = small
     cache = fidelity.PrefixCache()

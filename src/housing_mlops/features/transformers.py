@@ -5,7 +5,7 @@ from data.ratios, clusters and neighbours from features.*), the one place a defa
 """
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -107,6 +107,10 @@ class ClusterSimilarity(TransformerMixin, BaseEstimator):
     With weighted_by_target, fit weights rows by y so centres gravitate to expensive areas; the
     Pipeline passes fit's y down, so only the training fold's target is ever used.
     """
+
+    # Parameters only transform reads (fit_transform is fit, then transform): a fitted instance
+    # serves another gamma as it is, so the sweep's preprocessing cache fits KMeans once per K.
+    transform_only_params: ClassVar[tuple[str, ...]] = ("gamma",)
 
     def __init__(
         self,

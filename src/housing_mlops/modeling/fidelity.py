@@ -7,14 +7,14 @@ trial's score is the score of the model `register` refits.
 
 The preprocessing of each fold is fitted once per distinct set of parameters and reused: the
 imputer (never tuned) by every trial, and the feature stage branch by branch, so a trial that
-draws new K and gamma refits the cluster similarities only.
+draws a new K refits the cluster similarities only, and one that draws only a new gamma refits nothing.
 """
 
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -70,28 +70,55 @@ Outputs = tuple[pd.DataFrame, pd.DataFrame]  # a stage's (or branch's) output on
 class PrefixCache:
     """Each fold's preprocessing outputs, keyed by the fold and the parameters that made them.
 
-    Bounded: the least recently used outputs are dropped beyond `max_entries`.
+    A stage with `transform_only_params` (read by transform alone) is also kept fitted, keyed
+    without them: outputs for new values of those only are transformed, not refitted. Bounded:
+    the least recently used entries of each are dropped beyond `max_entries`.
     """
 
     def __init__(self, max_entries: int = 64) -> None:
-        """An empty cache of at most `max_entries` outputs."""
+        """An empty cache of at most `max_entries` outputs (and as many fitted stages)."""
         self._entries: OrderedDict[Hashable, Outputs] = OrderedDict()
+        self._fitted: OrderedDict[Hashable, BaseEstimator] = OrderedDict()
         self._max = max_entries
-        self.fits = 0  # outputs computed (not found): what the cache did not save
+        self.fits = 0  # stages fitted (not found): what the cache did not save
 
     def output(
-        self, key: Hashable, stage: BaseEstimator, X_train: pd.DataFrame, y_train: pd.Series, X_test: pd.DataFrame
+        self,
+        key: Hashable,
+        stage: BaseEstimator,
+        X_train: pd.DataFrame,
+        y_train: pd.Series,
+        X_test: pd.DataFrame,
+        fit_key: Hashable | None = None,
     ) -> Outputs:
-        """The outputs kept under `key`, else those of a clone of `stage` fitted on the train rows, kept."""
+        """The outputs kept under `key`, else those of `stage` fitted on the train rows, kept.
+
+        With a `fit_key` (the key without the stage's transform-only parameters) a stage fitted
+        under it is reused with `stage`'s values of those parameters.
+        """
         if key not in self._entries:
-            fitted = clone(stage)
-            # as Pipeline.fit (fit_transform on train) and Pipeline.predict (transform) do
-            self._entries[key] = fitted.fit_transform(X_train, y_train), fitted.transform(X_test)
-            self.fits += 1
-            while len(self._entries) > self._max:
-                self._entries.popitem(last=False)
+            fitted = self._fitted.get(fit_key) if fit_key is not None else None
+            if fitted is None:
+                fitted = clone(stage)
+                # as Pipeline.fit (fit_transform on train) and Pipeline.predict (transform) do
+                train = fitted.fit_transform(X_train, y_train)
+                self.fits += 1
+                if fit_key is not None:
+                    self._keep(self._fitted, fit_key, fitted)
+            else:
+                self._fitted.move_to_end(fit_key)
+                only = stage.get_params(deep=False)
+                fitted.set_params(**{name: only[name] for name in stage.transform_only_params})
+                train = fitted.transform(X_train)
+            self._keep(self._entries, key, (train, fitted.transform(X_test)))
         self._entries.move_to_end(key)
         return self._entries[key]
+
+    def _keep(self, entries: OrderedDict[Hashable, Any], key: Hashable, value: Any) -> None:
+        entries[key] = value
+        entries.move_to_end(key)
+        while len(entries) > self._max:
+            entries.popitem(last=False)
 
 
 def _by_branch(stage: BaseEstimator) -> bool:
@@ -114,20 +141,26 @@ def _branches(
 ) -> Outputs:
     """A ColumnTransformer's outputs from its branches' outputs, each cached on its own parameters.
 
-    A trial that changes one branch (the clusters' K or gamma) refits that branch only; the others,
-    the neighbour target means among them (the slowest, and tuned by no trial), are reused.
+    A trial that changes one branch (the clusters' K) refits that branch only, one that changes its
+    gamma alone transforms with the fitted KMeans; the other branches, the neighbour target means
+    among them (the slowest, and tuned by no trial), are reused.
     """
     parts: list[Outputs] = []
     names: list[str] = []
     for branch, transformer, columns in stage.transformers:
-        branch_key = (
+        params = transformer.get_params(deep=True)
+        only = getattr(transformer, "transform_only_params", ())
+        fit_key = (
             *key,
             branch,
             type(transformer).__qualname__,
-            digest(transformer.get_params(deep=True)),
+            digest({name: value for name, value in params.items() if name not in only}),
             tuple(columns),
         )
-        parts.append(cache.output(branch_key, transformer, X_train[columns], y_train, X_test[columns]))
+        branch_key = (*fit_key, digest({name: params[name] for name in only}))
+        parts.append(
+            cache.output(branch_key, transformer, X_train[columns], y_train, X_test[columns], fit_key if only else None)
+        )
         names += [f"{branch}__{column}" for column in parts[-1][0].columns]
     # one copy per trial: the cached branch outputs are concatenated, then named as the transformer names them
     train, test = pd.concat([train for train, _ in parts], axis=1), pd.concat([test for _, test in parts], axis=1)
