@@ -1,6 +1,10 @@
 """Model selection: isolation of failing and slow candidates, ranking, the sealed test set."""
 
 import dataclasses
+import os
+import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -39,6 +43,29 @@ def test_failing_and_slow_candidates_do_not_stop_the_others() -> None:
     board = leaderboard([failed, slow, ok])
     assert list(board["family"]) == ["good", "bad", "slow"]
     assert winner(board)["family"] == "good"
+
+
+@pytest.mark.parametrize("how", ["path", "module"])
+def test_a_candidates_process_does_not_run_the_main_module_again(tmp_path: Path, how: str) -> None:
+    # A step's main module imports MLflow and matplotlib: each family's process paid them again.
+    marker = tmp_path / "ran"
+    main = tmp_path / "step_main.py"
+    main.write_text(
+        textwrap.dedent(
+            f"""
+            from pathlib import Path
+            with Path({str(marker)!r}).open("a") as out:
+                out.write(__name__ + "\\n")
+            from housing_mlops.modeling.selection import run_isolated
+            if __name__ == "__main__":
+                assert run_isolated("x", list, (), timeout_s=60).status == "ok"
+            """
+        )
+    )
+    command = [str(main)] if how == "path" else ["-m", "step_main"]
+    env = os.environ | {"PYTHONPATH": str(tmp_path)}
+    subprocess.run([sys.executable, *command], cwd=tmp_path, env=env, check=True, timeout=120)
+    assert marker.read_text().split() == ["__main__"]
 
 
 def test_all_candidates_failing_is_a_clear_error() -> None:
