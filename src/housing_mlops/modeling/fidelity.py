@@ -115,8 +115,7 @@ class PrefixCache:
         return self._entries[key]
 
     def _keep(self, entries: OrderedDict[Hashable, Any], key: Hashable, value: Any) -> None:
-        entries[key] = value
-        entries.move_to_end(key)
+        entries[key] = value  # a new key: inserted last, the most recently used
         while len(entries) > self._max:
             entries.popitem(last=False)
 
