@@ -43,6 +43,11 @@ def test_changed_settings_rerun_only_downstream_and_one_step_alone_finds_its_inp
     assert len(step_runs(store, "split")) == 2, "the forced run is a valid cache entry"
     assert pipeline_runs(store)[0].data.tags["housing.step.split.run_id"] == resplit.info.run_id
 
+    # the steps run on the config the pipeline composed: a value that differs at each composition
+    # (a fresh seed) is composed once, so the step's cache key is the one the pipeline expects
+    store.mlflow_run(*DATA_STEPS, hydra="split.seed=${now:%S%f}")
+    assert len(step_runs(store, "split")) == 3
+
     # one step on its own resolves its inputs from the newest cache-valid upstream run
     store.mlflow_run("-e", "split", "--experiment-name", "housing-mlops", hydra="split.seed=7")
     assert step_runs(store, "split")[0].data.tags["housing.upstream.ingest"] == ingest.info.run_id
@@ -51,7 +56,7 @@ def test_changed_settings_rerun_only_downstream_and_one_step_alone_finds_its_inp
     store.mlflow_run("-P", "steps=ingest", hydra="pipeline.cache=false")
     reingest = step_runs(store, "ingest")
     assert len(reingest) == 2
-    assert len(step_runs(store, "split")) == 3
+    assert len(step_runs(store, "split")) == 4
     assert reingest[0].data.tags["housing.digest.raw.parquet"] == ingest.data.tags["housing.digest.raw.parquet"]
 
 

@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 from housing_mlops.config.schema import Config
 from housing_mlops.errors import HousingError
 from housing_mlops.pipeline.cache import find_cached, step_key
+from housing_mlops.pipeline.composed import handed_to_steps
 from housing_mlops.pipeline.dag import STEPS, closure
 from housing_mlops.pipeline.locks import process_alive, process_identity, step_claim
 from housing_mlops.pipeline.step_server import StepServer
@@ -47,7 +48,11 @@ def run_pipeline(cfg: Config, plain: dict[str, Any], hydra_options: str, root: P
     records: list[StepRecord] = []
     close_stale_runs(client, experiment_id)
     server = StepServer(root, step_imports())
-    with _parent_run(client, experiment_id) as parent, contextlib.closing(server):
+    with (
+        _parent_run(client, experiment_id) as parent,
+        contextlib.closing(server),
+        handed_to_steps(root, hydra_options, cfg, plain),
+    ):
         mlflow.set_tags({PIPELINE_TAG: "true", PROCESS_TAG: process_identity() or "unknown"})
         runs: dict[str, Run] = {}
         try:

@@ -17,10 +17,10 @@ import mlflow
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
-from housing_mlops.config.loading import load_config, parse_overrides
 from housing_mlops.errors import HousingError, StorageError, UpstreamError
 from housing_mlops.pipeline import hooks, logs
 from housing_mlops.pipeline.cache import find_cached, step_key
+from housing_mlops.pipeline.composed import config_for
 from housing_mlops.pipeline.context import StepContext
 from housing_mlops.pipeline.dag import STEPS, closure
 from housing_mlops.pipeline.hooks import StepHook
@@ -53,8 +53,7 @@ def run_step(
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     launched = os.environ.get("MLFLOW_RUN_ID")
     try:
-        estimators = STEPS[name].builds_models
-        cfg, plain = load_config(root / "config", parse_overrides(args.hydra_options), estimators=estimators)
+        cfg, plain = config_for(root, args.hydra_options, estimators=STEPS[name].builds_models)
         after = hooks.load(cfg) if step_hooks is None else list(step_hooks)
         mlflow.set_tracking_uri(tracking_uri(root))
         client = MlflowClient()
