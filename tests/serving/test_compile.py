@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+import skops.io
 from skl2onnx import update_registered_converter
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.linear_model import Ridge
@@ -252,7 +253,7 @@ def test_both_variants_are_profiled_at_one_thread_and_only_the_served_one_at_mor
 ) -> None:
     _, test = frames
     settings = dataclasses.replace(cfg.deployment.profile, repeats=1, calls=5, warmup=1, batch_sizes=[1, 20])
-    profiles, served = variants.profile_variants(
+    profiles, served, skops_types = variants.profile_variants(
         default_model, default_checked, test[cfg.data.features()], [1, 2], tmp_path, settings, cfg.serving.chunk_rows
     )
     assert served == variants.fastest(profiles)
@@ -262,3 +263,5 @@ def test_both_variants_are_profiled_at_one_thread_and_only_the_served_one_at_mor
     assert list(profiles[other]["threads"]) == ["1"]
     # the served variant was chosen on the figure it still shows
     assert profiles[served]["cpu_p95_ms"] <= profiles[other]["cpu_p95_ms"]
+    # the types its loader trusted are exactly those of the Pipeline's own skops file
+    assert skops_types == skops.io.get_untrusted_types(data=skops.io.dumps(default_model))

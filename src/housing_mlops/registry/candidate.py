@@ -34,6 +34,7 @@ class Candidate:
     hardware: dict[str, Any]  # targets.metadata: host, variant profiles, served variant, cost table, target
     target: targets.Recommendation
     seconds: dict[str, float]  # compile, reference, profile
+    skops_types: list[str]  # what the model's skops file holds beyond skops' defaults: to trust on load
 
 
 def measure(
@@ -64,7 +65,7 @@ def measure(
     seconds["reference"] = time.perf_counter() - started
     host = hardware.host_fingerprint()
     started = time.perf_counter()
-    profiles, served = variants.profile_variants(
+    profiles, served, skops_types = variants.profile_variants(
         model,
         compiled,
         X_test,
@@ -77,4 +78,4 @@ def measure(
     costs = targets.cost_table(profiles[served], host, deployment)
     target = targets.recommend(costs, deployment.workload)
     meta = targets.metadata(host, profiles, served, costs, target, deployment.workload)
-    return Candidate(model, compiled, assessment, reference, source, meta, target, seconds)
+    return Candidate(model, compiled, assessment, reference, source, meta, target, seconds, skops_types)

@@ -61,8 +61,11 @@ def profile_variants(
     folder: Path,
     profile: ProfileConfig,
     chunk_rows: int,
-) -> tuple[dict[str, dict[str, Any]], str]:
+) -> tuple[dict[str, dict[str, Any]], str, list[str]]:
     """Each variant's load-robust profile (loaded from its own file in `folder`), and the one to serve.
+
+    Also the types the sklearn variant's skops file holds beyond skops' defaults: what its loader
+    trusts, and what the logged model's must.
 
     The variants are called on raw frames. Every variant is profiled at 1 thread, which is what the
     served one is chosen on (`fastest`); only the served one then at the other counts of `threads`.
@@ -84,7 +87,7 @@ def profile_variants(
     served = fastest(profiles)
     load, at = loaders[served]
     profiles[served] = hardware.profile_variant(load, rows, threads, at, profile, profiles[served])
-    return profiles, served
+    return profiles, served, trusted
 
 
 def fastest(profiles: dict[str, dict[str, Any]]) -> str:
