@@ -9,7 +9,9 @@ server that imported mlflow, its SQL stores and every step's modules once, as th
 does. The compute floor does none of it, so the pipeline costs at least one fresh process (main)
 and `steps` forked ones more than its floor, and a cold time of C seconds can reach no better
 ratio than C / (C - that overhead). The `mlflow run` launcher, config loading and artifacts come
-on top and are not counted. Prints one JSON line.
+on top and are not counted; config loading is timed apart, in this process once warm: Hydra's
+compose of config/ (what a step run alone does) against reading the config a pipeline composed
+(`pipeline.composed`, what its steps do). Prints one JSON line.
 
     python -m benchmarks.process_floor [--repeats 5] [--cold 240]
 """
@@ -28,6 +30,7 @@ from pathlib import Path
 from benchmarks.machine import say
 from benchmarks.settings import ROOT
 from housing_mlops.config.loading import load_config
+from housing_mlops.pipeline.composed import config_for, handed_to_steps
 from housing_mlops.pipeline.orchestrator import step_imports
 from housing_mlops.pipeline.step_server import ADDRESS_ENV, StepServer
 
@@ -57,6 +60,21 @@ def forked_seconds(tracking_uri: str, address: str) -> float:
     return time.perf_counter() - started
 
 
+def config_seconds(repeats: int) -> tuple[float, float]:
+    """Median seconds to compose config/, and to read the config a pipeline handed its steps."""
+    cfg, plain = load_config(ROOT / "config", [], estimators=False)  # imports done: both timed warm
+    composed, handed = [], []
+    with handed_to_steps(ROOT, "", cfg, plain):
+        for _ in range(repeats):
+            started = time.perf_counter()
+            load_config(ROOT / "config", [], estimators=False)
+            composed.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            config_for(ROOT, "", estimators=False)
+            handed.append(time.perf_counter() - started)
+    return statistics.median(composed), statistics.median(handed)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Time the minimal step process, fresh and forked, and print the overhead and ratio implied."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.process_floor", description=__doc__.splitlines()[0])
@@ -64,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold", type=float, default=240.0, help="cold pipeline seconds to bound the ratio at")
     args = parser.parse_args(argv)
     steps = len(load_config(ROOT / "config", [], estimators=False)[0].pipeline.steps)
+    compose_s, handed_s = config_seconds(args.repeats)
     with tempfile.TemporaryDirectory(prefix="process-floor-") as folder:
         uri = f"sqlite:///{Path(folder) / 'mlflow.db'}"
         process_seconds(uri)  # creates the store's schema, which a pipeline does once
@@ -88,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                 "cold_s": args.cold,
                 "best_ratio_at_cold": round(args.cold / (args.cold - overhead), 3),
                 "cold_needed_for_ratio_1.10_s": round(overhead * 11, 1),
+                "config_compose_s": round(compose_s, 3),
+                "config_handed_s": round(handed_s, 4),
             }
         ),
         tag=False,
