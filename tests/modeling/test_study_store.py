@@ -1,6 +1,9 @@
 """Study storage URLs: masked in every message, their scheme checked at start-up, a study of the
 other direction refused. The live PostgreSQL side is in tests/e2e/test_postgres.py."""
 
+import contextlib
+import shutil
+import sqlite3
 from pathlib import Path
 
 import optuna
@@ -42,6 +45,13 @@ def test_an_unknown_storage_scheme_is_a_config_error_with_the_password_masked() 
     assert "s3cr3t" not in str(info.value)
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_a_sqlite_storage_in_memory_is_a_config_error(url: str) -> None:
+    # each connection, each worker, each re-run would see an empty database of its own
+    with pytest.raises(ConfigError, match=rf"config key 'sweep\.storage' = '{url}'.*a file, sqlite:///path/studies.db"):
+        load_config(ROOT / "config", [f"sweep.storage={url}"])
+
+
 def test_a_study_created_to_maximize_is_refused(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     optuna.create_study(storage=url, study_name="other", direction="maximize")
@@ -56,3 +66,25 @@ def test_an_unreadable_sqlite_study_is_one_line(tmp_path: Path) -> None:
         StudyStorageError, match=r"^sweep.storage sqlite:///.*: cannot open the study database: [^\n]*$"
     ):
         study_store.open_storage(url, heartbeat_s=10)
+
+
+def test_a_sqlite_study_commits_without_syncing_and_its_snapshot_holds_every_trial(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    storage = study_store.open_storage(url, heartbeat_s=10)
+    with storage.engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=5)
+    # the trials are still in the write-ahead log (the storage is open): copying the file misses them
+    shutil.copy(tmp_path / "studies.db", tmp_path / "plain-copy.db")
+    assert (tmp_path / "studies.db-wal").stat().st_size > 0
+    (tmp_path / "out").mkdir()
+    copy = study_store.snapshot(url, tmp_path / "out" / "studies.db")
+    assert sorted(p.name for p in copy.parent.iterdir()) == ["studies.db"]  # one file, no WAL beside it
+    with contextlib.closing(sqlite3.connect(copy)) as connection:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("delete",)
+    assert len(optuna.load_study(study_name="s", storage=f"sqlite:///{copy}").trials) == 5
+    with pytest.raises(KeyError):  # what logging the file itself would have given
+        optuna.load_study(study_name="s", storage=f"sqlite:///{tmp_path / 'plain-copy.db'}")
+    storage.engine.dispose()

@@ -243,6 +243,11 @@ class SweepConfig:
                 masked_url(self.storage),
                 "a sqlite:///, postgresql:// or mysql:// URL, e.g. postgresql://user@db-host/optuna",
             )
+            if url_scheme(self.storage) == "sqlite":  # workers and re-runs share it: a file, not memory
+                file = self.storage.partition(":///")[2]
+                require(
+                    file not in ("", ":memory:"), "sweep.storage", self.storage, "a file, sqlite:///path/studies.db"
+                )
         require(self.n_jobs >= 1, "sweep.n_jobs", self.n_jobs, ">= 1")
         require(self.n_startup_trials >= 0, "sweep.n_startup_trials", self.n_startup_trials, ">= 0")
         for key in self.feature_space:

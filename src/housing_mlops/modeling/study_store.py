@@ -7,8 +7,12 @@ of trials, and a dead worker's trial is failed through Optuna's heartbeat instea
 starts next (which would fail a live machine's trial).
 """
 
+import contextlib
+import functools
 import hashlib
+import sqlite3
 import warnings
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import optuna
@@ -43,7 +47,8 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
     """
     try:
         if not shared(url):
-            return optuna.storages.RDBStorage(url, engine_kwargs={"connect_args": {"timeout": 60}})
+            creator = functools.partial(_sqlite, _sqlite_file(url))
+            return optuna.storages.RDBStorage(url, engine_kwargs={"creator": creator})
         with warnings.catch_warnings():  # the heartbeat is "experimental" since Optuna 2.9
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return optuna.storages.RDBStorage(
@@ -57,6 +62,39 @@ def open_storage(url: str, heartbeat_s: int) -> optuna.storages.RDBStorage:
             f"sweep.storage {masked(url)}: cannot open the study database: {_reason(exc, url)}; "
             "check the host, port, user, password (or PGPASSWORD) and that the database exists"
         ) from exc
+
+
+def _sqlite_file(url: str) -> str:
+    path = sqlalchemy.make_url(url).database
+    if not path or path == ":memory:":
+        raise StudyStorageError(f"sweep.storage {url}: name a SQLite file (sqlite:///path/to/studies.db), or null")
+    return path
+
+
+def _sqlite(path: str) -> sqlite3.Connection:
+    """A connection to the study file that does not wait for the disk at every commit.
+
+    Optuna commits ~20 times a trial (each parameter, each intermediate value, each state), and
+    SQLite's default (rollback journal, synchronous=FULL) syncs the disk at every commit: measured,
+    a 50-trial study whose objective does nothing took 25.4 s on a SQLite file, 0.45 s in memory,
+    6-13 s in WAL mode with synchronous=NORMAL. That mode still survives a killed process whole (a
+    power cut may lose the last trials, never the file); `snapshot` copies it out.
+    """
+    connection = sqlite3.connect(path, timeout=60, check_same_thread=False)  # waits for workers' locks
+    connection.execute("PRAGMA journal_mode=WAL")
+    connection.execute("PRAGMA synchronous=NORMAL")
+    return connection
+
+
+def snapshot(url: str, dest: Path) -> Path:
+    """Copy the SQLite study file at `url` to `dest` as one self-contained file (no WAL beside it)."""
+    with (
+        contextlib.closing(sqlite3.connect(_sqlite_file(url), timeout=60)) as source,
+        contextlib.closing(sqlite3.connect(dest)) as copy,
+    ):
+        source.backup(copy)
+        copy.execute("PRAGMA journal_mode=DELETE")
+    return dest
 
 
 def check_direction(study: optuna.Study, url: str) -> None:

@@ -5,8 +5,10 @@ on the sweep step's run.
 """
 
 import logging
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import mlflow
@@ -14,7 +16,7 @@ import optuna
 from mlflow.entities import Metric, Param
 from optuna.trial import FrozenTrial, TrialState
 
-from housing_mlops.modeling import tuning
+from housing_mlops.modeling import study_store, tuning
 from housing_mlops.modeling.sweep_report import grid_score, study_plots
 from housing_mlops.tags import ERROR_TAG, TRIAL_PRUNED_TAG, TRIAL_REPORTED_METRIC, TRIAL_STATE_TAG, TRIAL_TAG
 
@@ -82,8 +84,10 @@ def log_study(study: optuna.Study, record: dict[str, Any], storage_url: str) -> 
     mlflow.log_text(tuning.trials_frame(study).to_csv(index=False), "trials.csv")
     for name, figure in study_plots(study).items():
         mlflow.log_figure(figure, f"{name}.png")
-    if storage_url.startswith("sqlite:///"):
-        mlflow.log_artifact(storage_url.removeprefix("sqlite:///"), "optuna")
+    if not study_store.shared(storage_url):
+        with tempfile.TemporaryDirectory() as folder:
+            study_file = study_store.snapshot(storage_url, Path(folder) / Path(storage_url).name)
+            mlflow.log_artifact(str(study_file), "optuna")
     best = study.best_trial
     mlflow.log_params(
         {
