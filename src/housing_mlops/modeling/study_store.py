@@ -75,10 +75,10 @@ def _sqlite(path: str) -> sqlite3.Connection:
     """A connection to the study file that does not wait for the disk at every commit.
 
     Optuna commits ~20 times a trial (each parameter, each intermediate value, each state), and
-    SQLite's default (rollback journal, synchronous=FULL) syncs the disk at every commit: measured,
-    a 50-trial study whose objective does nothing took 25.4 s on a SQLite file, 0.45 s in memory,
-    6-13 s in WAL mode with synchronous=NORMAL. That mode still survives a killed process whole (a
-    power cut may lose the last trials, never the file); `snapshot` copies it out.
+    SQLite's default (rollback journal, synchronous=FULL) syncs the disk at every commit, which a
+    busy disk makes slow (`benchmarks.study_storage` times it). WAL with synchronous=NORMAL still
+    survives a killed process whole (a power cut may lose the last trials, never the file);
+    `snapshot` copies it out.
     """
     connection = sqlite3.connect(path, timeout=60, check_same_thread=False)  # waits for workers' locks
     connection.execute("PRAGMA journal_mode=WAL")
