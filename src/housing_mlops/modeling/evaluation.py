@@ -15,6 +15,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.model_selection import KFold
 from threadpoolctl import threadpool_limits
 
+from housing_mlops.modeling import leaf_values
 from housing_mlops.modeling.metrics import evaluate
 
 
@@ -46,6 +47,7 @@ def fit_and_score(
     `threads` caps native threads (OpenMP, BLAS) for this fit. The cap is per thread, so it is set
     here, in the worker that fits: a cap in the caller does not reach joblib's threads.
     """
+    leaf_values.install()
     with threadpool_limits(threads):
         fitted = clone(model)
         started = time.perf_counter()

@@ -25,6 +25,7 @@ from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits
 
+from housing_mlops.modeling import leaf_values
 from housing_mlops.modeling.evaluation import folds
 from housing_mlops.modeling.metrics import evaluate
 
@@ -189,6 +190,7 @@ def _grow(
 ) -> tuple[BaseEstimator, dict[str, float], np.ndarray]:
     """Grow a warm-started `model` to `step` on the fold's train rows; predictions and metrics on its test rows."""
     X_train, y_train, X_test, y_test = data
+    leaf_values.install()
     started = time.perf_counter()
     model.set_params(**{param: step}).fit(X_train, y_train)
     fit_s = time.perf_counter() - started

@@ -15,6 +15,7 @@ from housing_mlops.config.data import DataConfig
 from housing_mlops.config.registry import ReferenceConfig
 from housing_mlops.data.split import strata
 from housing_mlops.features.spec import FeatureSpec
+from housing_mlops.modeling import leaf_values
 from housing_mlops.modeling.evaluation import segment_wmape
 from housing_mlops.modeling.metrics import evaluate
 from housing_mlops.modeling.zoo import averaged, estimator_from, make_pipeline
@@ -43,6 +44,7 @@ def tuned_pipeline(best: dict[str, Any]) -> Pipeline:
 
 def fit_final(best: dict[str, Any], train: pd.DataFrame, data: DataConfig) -> Pipeline:
     """Fit the sweep's best Pipeline on the whole train set."""
+    leaf_values.install()
     return tuned_pipeline(best).fit(train[data.features()], train[data.target])
 
 
