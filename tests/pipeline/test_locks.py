@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,6 +62,21 @@ def test_a_tracking_store_has_its_own_locks(tmp_path: Path, monkeypatch: pytest.
     finally:
         child.kill()
         child.wait(timeout=30)
+
+
+def test_the_locks_live_beside_the_sqlite_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store, elsewhere = tmp_path / "store", tmp_path / "elsewhere"
+    store.mkdir()
+    elsewhere.mkdir()
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}/../store/runs.db")  # spelled the long way
+    monkeypatch.setenv("TMPDIR", str(elsewhere))
+    tempfile.tempdir = None  # read TMPDIR again
+    try:
+        with step_lock(ROOT, "split", "k" * 64):
+            assert [p.name for p in (store / ".runs.db.locks").iterdir()] == [f"split-{'k' * 32}.lock"]
+    finally:
+        tempfile.tempdir = None
+    assert list(elsewhere.iterdir()) == []  # nothing in the temp dir to outlive the store
 
 
 def test_process_identity_and_liveness() -> None:

@@ -82,10 +82,7 @@ def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
     when its holder dies, so a killed pipeline leaves nothing to clean up. Other machines cannot
     see it: with a tracking server, `step_claim` claims on the server instead.
     """
-    uri = tracking_uri(root)
-    database = sqlite_path(uri)  # one database file, however its URI is spelled
-    store = hashlib.sha256(str(database or uri).encode()).hexdigest()[:16]
-    folder = Path(tempfile.gettempdir()) / f"housing-mlops-locks-{store}"
+    folder = _lock_folder(tracking_uri(root))
     folder.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(folder / f"{step}-{key[:32]}.lock")
     try:
@@ -97,6 +94,17 @@ def step_lock(root: Path, step: str, key: str) -> Iterator[None]:
         yield
     finally:
         lock.release()
+
+
+def _lock_folder(uri: str) -> Path:
+    """Where a store's step locks live: beside its SQLite database, so they go with it.
+
+    One folder per database file, however its URI is spelled; any other store's in the temp dir.
+    """
+    database = sqlite_path(uri)
+    if database is not None:
+        return database.parent / f".{database.name}.locks"
+    return Path(tempfile.gettempdir()) / f"housing-mlops-locks-{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
 
 
 def step_claim(root: Path, client: MlflowClient, step: str, key: str, heartbeat_s: int) -> AbstractContextManager[None]:
