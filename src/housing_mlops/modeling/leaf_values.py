@@ -9,8 +9,8 @@ data, one fold, 400 rounds, 1 thread, median of 5): 4.90 s -> 3.72 s at K=20, 6.
 K=45 (more features, the same leaves).
 
 `install` puts it in place of sklearn's function in the process that calls it: the library's CV
-fits, the sweep's rungs and the final fit call it first. A process that never does fits with
-sklearn's own loop, the same model more slowly. Any other loss, or sample weights, goes to
+fits, the sweep's rungs and the final fit call it first. A process that never calls it fits with
+sklearn's own loop: the same model, more slowly. Any other loss, or sample weights, goes to
 sklearn's code.
 """
 
@@ -36,9 +36,9 @@ def update_leaves_values(
     residuals = y_true[rows] - raw_prediction[rows]
     # by residual, then stably by leaf: each leaf's residuals in order, in its own segment (a
     # radix sort on the small leaf numbers; np.lexsort of both keys takes four times as long)
-    leaf = np.repeat(np.arange(len(leaves), dtype=np.min_scalar_type(len(leaves))), sizes)
+    leaf_of = np.repeat(np.arange(len(leaves), dtype=np.min_scalar_type(len(leaves))), sizes)
     by_value = np.argsort(residuals)
-    ordered = residuals[by_value[np.argsort(leaf[by_value], kind="stable")]]
+    ordered = residuals[by_value[np.argsort(leaf_of[by_value], kind="stable")]]
     starts = np.cumsum(sizes) - sizes
     upper, lower = ordered[starts + sizes // 2], ordered[starts + (sizes - 1) // 2]
     # an even count's median is the mean of its two middle values, computed as np.median does
