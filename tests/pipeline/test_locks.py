@@ -117,3 +117,29 @@ def test_a_server_claim_is_exclusive_released_and_a_dead_holders_claim_is_taken_
     with locks.server_claim(client, "register", "k" * 64, heartbeat_s=60):
         assert client.get_registered_model(name).tags["holder"] == process_identity()
     assert time.monotonic() - started < 10, "a dead holder's claim is taken over at once"
+
+
+def test_a_claim_released_while_the_server_looked_it_up_is_asked_for_again() -> None:
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import RESOURCE_DOES_NOT_EXIST
+    from mlflow.tracking import MlflowClient
+
+    from housing_mlops.pipeline import locks
+
+    class Racing(MlflowClient):
+        """The server's answer when the holder released the claim mid-request, once."""
+
+        raced = False
+
+        def create_registered_model(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if not self.raced:
+                self.raced = True
+                raise MlflowException("Registered Model not found", error_code=RESOURCE_DOES_NOT_EXIST)
+            return super().create_registered_model(*args, **kwargs)
+
+    client = Racing()
+    name = f"{locks.CLAIM_PREFIX}impute.{'r' * 32}"
+    with locks.server_claim(client, "impute", "r" * 64, heartbeat_s=60):
+        assert client.raced
+        assert client.get_registered_model(name).tags["holder"] == process_identity()
+    assert client.search_registered_models(f"name = '{name}'") == []

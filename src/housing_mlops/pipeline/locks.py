@@ -169,7 +169,9 @@ def _try_claim(client: MlflowClient, name: str, me: str) -> bool:
         )
         return True
     except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+        # a server answers "does not exist" when the holder released the claim between our insert
+        # failing on its name and the server's lookup of it (seen on PostgreSQL): not ours, ask again
+        if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
             raise
         return False
 
