@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 import skops.io
@@ -21,8 +22,8 @@ from housing_mlops.features.spec import feature_spec_for
 from housing_mlops.features.transformers import RatioFeatures
 from housing_mlops.modeling.zoo import averaged, estimator_from, make_pipeline
 from housing_mlops.serving import converters, parity, variants
-from housing_mlops.serving.compile import align_thresholds, compile_pipeline
-from housing_mlops.serving.runtime import CompiledModel
+from housing_mlops.serving.compile import FEATURES, align_thresholds, compile_pipeline
+from housing_mlops.serving.runtime import CompiledModel, feeds
 
 HGB = ("sklearn.ensemble.HistGradientBoostingRegressor", {"max_iter": 60, "random_state": 0})
 FAMILIES = {
@@ -207,6 +208,25 @@ def test_thresholds_are_aligned_only_where_training_rows_sit_on_them(
         errors[name] = float(np.max(np.abs(got - want) / np.abs(want)))
     assert errors["aligned"] <= cfg.serving.max_rel_error
     assert errors["aligned"] <= errors["plain"]
+
+
+def test_the_trees_get_the_same_features_from_the_graph_as_from_sklearn_bit_for_bit(
+    cfg: Config, frames: tuple, default_model: Any
+) -> None:
+    """Exact, batched and row by row: a value an ulp off could cross a threshold training rows
+    hold (a full-data model's test row did: 1 ulp above, right in sklearn, left in the graph)."""
+    graph = compile_pipeline(default_model, cfg.serving.opset)
+    width = len(default_model[:-1].get_feature_names_out())
+    graph.graph.output.append(onnx.helper.make_tensor_value_info(FEATURES, onnx.TensorProto.DOUBLE, [None, width]))
+    runtime = CompiledModel(graph.SerializeToString(), 1, 1024)
+    test = frames[1][cfg.data.features()]
+    want = default_model[:-1].transform(test).to_numpy(np.float64)
+    batched = runtime.session.run([FEATURES], feeds(test, runtime.layout))[0]
+    alone = np.vstack(
+        [runtime.session.run([FEATURES], feeds(test.iloc[[i]], runtime.layout))[0] for i in range(len(test))]
+    )
+    np.testing.assert_array_equal(batched, want)
+    np.testing.assert_array_equal(alone, want)
 
 
 def test_a_runtime_that_answers_a_row_alone_differently_fails_parity(

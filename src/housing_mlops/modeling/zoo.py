@@ -32,7 +32,7 @@ def grid(model: ModelConfig, which: str) -> list[dict[str, Any]]:
 def make_pipeline(spec: FeatureSpec, estimator: BaseEstimator, memory: Any = None) -> Pipeline:
     """Preprocessing + regressor: the one object cross-validated, tuned and registered.
 
-    The preprocessor's stages (impute, features) are steps of this Pipeline, so `memory`
+    The preprocessor's stages (impute, features, float32) are steps of this Pipeline, so `memory`
     (a joblib.Memory) reuses a fitted stage whose parameters and fold are unchanged: the
     imputer across every candidate and trial, the features across those sharing K and gamma.
     """

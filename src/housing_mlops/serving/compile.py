@@ -27,6 +27,7 @@ from housing_mlops.serving.runtime import LAYOUT_KEY, NUMERIC_INPUT, ModelLayout
 
 OUTPUT = "prediction"
 FEATURES = "features"  # the engineered features, the regressor's input
+PREPROCESSOR_STEPS = ("impute", "features", "float32")
 
 
 class ConversionError(HousingError):
@@ -132,7 +133,7 @@ class _Assembly:
 
 
 def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None = None) -> onnx.ModelProto:
-    """Convert the fitted [impute, features, model] Pipeline into one ONNX graph.
+    """Convert the fitted [impute, features, float32, model] Pipeline into one ONNX graph.
 
     With `reference` (the training rows), a tree model's split thresholds are aligned with the
     features the graph computes for them (see `align_thresholds`). Raises ConversionError
@@ -140,9 +141,9 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
     """
     converters.register()
     names = [name for name, _ in model.steps]
-    if names[:2] != ["impute", "features"] or len(names) != 3:
-        raise ConversionError(f"expected Pipeline steps [impute, features, model], got {names}")
-    impute, features, regressor = (stage for _, stage in model.steps)
+    if names[:3] != list(PREPROCESSOR_STEPS) or len(names) != 4:
+        raise ConversionError(f"expected Pipeline steps [{', '.join(PREPROCESSOR_STEPS)}, model], got {names}")
+    impute, features, _, regressor = (stage for _, stage in model.steps)
     layout, imputed_names = _layout(impute)
     imputers = [(n, s) for n, s, _ in _stages(impute) if s != "passthrough"]
     if len(imputers) != 1:
@@ -164,7 +165,10 @@ def compile_pipeline(model: Pipeline, opset: int, reference: pd.DataFrame | None
             raise ConversionError(f"stage '{path}' mixes numeric and text columns {columns}")
         out = source if stage == "passthrough" else graph.stage(path, stage, source, input_type)
         parts.append(graph.node("Cast", [out], f"{path}/output", to=onnx.TensorProto.DOUBLE))
-    engineered = graph.node("Concat", parts, FEATURES, axis=1)
+    concatenated = graph.node("Concat", parts, "features/concat", axis=1)
+    # the "float32" step: IEEE round-to-nearest-even, as numpy's astype
+    rounded = graph.node("Cast", [concatenated], "float32/round", to=onnx.TensorProto.FLOAT)
+    engineered = graph.node("Cast", [rounded], FEATURES, to=onnx.TensorProto.DOUBLE)
     width = len(model[:-1].get_feature_names_out())
     if reference is not None and converters.tree_model(regressor):
         try:
