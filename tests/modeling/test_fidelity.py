@@ -161,4 +161,6 @@ def test_a_family_without_fidelity_is_reported_fold_by_fold(small, cfg: Config) 
 def test_the_default_boosting_family_grows_its_rounds_from_the_sweeps_first_rung(cfg: Config) -> None:
     fid, largest = tuning.fidelity_of(cfg.models.zoo["hist_gradient_boosting"], cfg.sweep)
     assert fid == fidelity.Fidelity("max_iter", cfg.sweep.fidelity.min_resource, cfg.sweep.fidelity.reduction_factor)
-    assert largest == cfg.models.zoo["hist_gradient_boosting"].space["max_iter"].high
+    hgb = cfg.models.zoo["hist_gradient_boosting"]
+    assert "max_iter" not in hgb.space, "the fidelity is grown by the pruner, not drawn (README: rounds are not drawn)"
+    assert largest == hgb.fixed["max_iter"]

@@ -143,7 +143,6 @@ def test_the_grid_point_is_the_grid_winner_clipped_into_the_space_with_the_spec_
     point = tuning.grid_point(model, {"learning_rate": 0.1, "max_leaf_nodes": 63}, spec, cfg.sweep.feature_space)
     assert point == {
         "learning_rate": 0.1,
-        "max_iter": 400,  # the family's fixed value
         "max_leaf_nodes": 63,
         "min_samples_leaf": 20,  # sklearn's default
         "l2_regularization": model.space["l2_regularization"].low,  # default 0.0 is off the log scale
