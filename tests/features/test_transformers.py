@@ -167,7 +167,7 @@ def test_every_feature_is_on_a_unit_scale_for_the_linear_families(spec, xy) -> N
     # ridge's normal equations ill-conditioned (rcond 1e-16) and lasso stop unconverged.
     X, y = xy
     spread = build_preprocessor(spec).fit_transform(X, y).std(ddof=0)
-    assert spread.max() <= 1.0 + 1e-9, spread.idxmax()
+    assert spread.max() <= 1.0 + 1e-7, spread.idxmax()  # float32 values: ~6e-8 apart near 1
     np.testing.assert_allclose(spread.filter(like="neighbors__"), 1.0)
 
 

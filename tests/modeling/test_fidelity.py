@@ -77,17 +77,18 @@ def test_the_preprocessing_of_a_fold_is_fitted_once_per_distinct_parameters_bran
         pipeline = make_pipeline(dataclasses.replace(spec, **features), hgb(max_iter=5))
         fidelity.staged_cross_validate(pipeline, X, y, FOLDS, 7, fidelity.Fidelity("max_iter", 5, 2), ignore, cache)
 
+    # each fold: the imputer, each feature branch and the float32 rounding of each distinct features
     run(n_clusters=4)
-    assert cache.fits == FOLDS * (1 + branches)  # the imputer and each feature branch of each fold
+    assert cache.fits == FOLDS * (2 + branches)
     run(n_clusters=4)
-    assert cache.fits == FOLDS * (1 + branches)  # nothing refitted
+    assert cache.fits == FOLDS * (2 + branches)  # nothing refitted
     run(n_clusters=5, gamma=2.0)
-    assert cache.fits == FOLDS * (2 + branches)  # only the cluster similarities, per fold
+    assert cache.fits == FOLDS * (4 + branches)  # only the cluster similarities (and their rounding)
     run(n_clusters=5, gamma=3.0)
-    assert cache.fits == FOLDS * (2 + branches)  # gamma alone: the fitted KMeans transforms again
+    assert cache.fits == FOLDS * (5 + branches)  # gamma alone: the fitted KMeans transforms again
     run(n_clusters=4, gamma=3.0)
-    assert cache.fits == FOLDS * (2 + branches)  # K=4's KMeans is still kept
-    assert len(cache._entries) == FOLDS * (1 + branches + 3)  # an output per fold and (K, gamma) seen
+    assert cache.fits == FOLDS * (6 + branches)  # K=4's KMeans is still kept
+    assert len(cache._entries) == FOLDS * (1 + branches + 3 + 4)  # an output per fold and (K, gamma) seen
 
 
 @pytest.mark.parametrize("features", [{}, {"n_clusters": 6, "gamma": 3.0}, {"gamma": 3.0}, {"neighbor_ks": [2, 5]}])
