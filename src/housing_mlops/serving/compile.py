@@ -198,12 +198,9 @@ def _run(onx: onnx.ModelProto, frame: pd.DataFrame, layout: ModelLayout) -> np.n
 
 # relative headroom of an aligned threshold, per feature: HEADROOM_FACTOR times the largest relative
 # difference between the graph's and sklearn's values of that feature on the reference rows, kept
-# within [MIN_HEADROOM, HEADROOM]. A fixed 2**-40 (thousands of ulps) is far below the gap between
-# two distinct training values, but not below the gap between a threshold and an unseen value that
-# is mathematically equal to it and rounded apart by sklearn: the geo similarity of a point whose
-# offsets from a cluster centre are a training point's swapped sits 135 ulps above the training
-# value (0.6821121506270513, threshold 0.6821121506270363); raised by 2**-40, the threshold sent
-# it left, sklearn right.
+# within [MIN_HEADROOM, HEADROOM]. Features are float32 values (the Pipeline's "float32" step), so the
+# graph differs from sklearn only where its float64 value rounded across a float32 boundary; a headroom
+# of at most 2**-40 stays far inside float32's spacing (2**-24 relative), where no unseen value can sit.
 HEADROOM = 2.0**-40
 MIN_HEADROOM = 4 * float(np.finfo(np.float64).eps)
 HEADROOM_FACTOR = 2.0
@@ -221,11 +218,11 @@ def align_thresholds(regressor: Any, expected: np.ndarray, computed: np.ndarray)
 
     scikit-learn's trees split at values that training rows hold exactly (percentiles of
     duplicated values), so a row whose feature equals a threshold goes left. The graph computes
-    exp, log and means in another order than numpy, a few units in the last place apart; such a
-    row would go right. Each threshold t that some reference rows hold exactly (`expected[:, j]
-    == t`) moves up to the largest value the graph computes for those rows, plus a headroom
-    relative to the graph's error on feature j (`_headroom`). Other thresholds are left as
-    they are.
+    exp, log and means in another order than numpy, a few units in the last place apart; rounded
+    to float32 they agree, except where one rounds across a float32 boundary: such a row would go
+    right. Each threshold t that some reference rows hold exactly (`expected[:, j] == t`) moves up
+    to the largest value the graph computes for those rows, plus a headroom relative to the
+    graph's error on feature j (`_headroom`). Other thresholds are left as they are.
     """
     ceilings, headrooms = [], []
     for j in range(expected.shape[1]):
