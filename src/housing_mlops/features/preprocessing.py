@@ -27,8 +27,8 @@ def _log1p_clipped(X: Any) -> Any:
 def _float32_values(X: Any) -> Any:
     """The features on float32's grid (kept as float64), as XGBoost and LightGBM take every input.
 
-    Trees split at values training rows hold exactly, so an unseen value an ulp or a few away
-    from such a threshold is sent by an ulp. The compiled graph computes exp, log and means a
+    Trees split at values training rows hold exactly, so for an unseen value next to such a
+    threshold an ulp decides the side. The compiled graph computes exp, log and means a
     few float64 ulps away from numpy (and from itself at another batch size); rounded to
     float32, both land on the same value except across a rounding boundary, 2**29 float64 ulps
     apart. (Measured: a full-data model's test row 1 ulp above a threshold two training rows
